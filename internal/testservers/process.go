@@ -1,0 +1,320 @@
+package testservers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrNotRunning is returned (wrapped) by Pause and Resume when the server
+// process is not running, e.g. after Kill.
+var ErrNotRunning = errors.New("server is not running")
+
+// ErrStopped is returned (wrapped) by Restart after Stop: Stop removes the
+// data directory, so there is nothing left to restart.
+var ErrStopped = errors.New("server was stopped and its directory removed")
+
+const (
+	// stopGrace is how long Stop waits after SIGTERM before it sends SIGKILL.
+	stopGrace = 5 * time.Second
+	// killWait bounds the wait for the process to be reaped after SIGKILL.
+	killWait = 10 * time.Second
+	// pollInterval is the delay between two readiness probes.
+	pollInterval = 50 * time.Millisecond
+	// probeTimeout bounds a single readiness probe.
+	probeTimeout = time.Second
+	// startAttempts is how often a start is tried with fresh ports when the
+	// server fails because its port was taken in the meantime.
+	startAttempts = 5
+	// logTailBytes is how much of a server log goes into error messages.
+	logTailBytes = 4096
+)
+
+// process is one running server process, the leader of its own process
+// group.
+type process struct {
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{} // closed once the process has been reaped
+	waitErr error         // result of cmd.Wait, valid after done is closed
+}
+
+// startProcess starts bin with args in its own process group, appending
+// stdout and stderr to logPath. The process gets SIGKILL when the thread
+// that started it dies, so it cannot outlive the test binary.
+//
+// No context is attached to the process: its lifetime is controlled only by
+// the stop/kill methods, so a start context with a timeout does not kill a
+// server that is still in use.
+func startProcess(bin string, args []string, dir, logPath string) (*process, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening server log: %w", err)
+	}
+	// The child has its own copy of the descriptor.
+	defer logFile.Close()
+
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Stdin = nil
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid:   true,
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	p := &process{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// pid returns the process id (which is also the process group id).
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// exited reports whether the process has exited and been reaped.
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signalGroup sends sig to the whole process group. The group is only
+// signalled while its leader has not been reaped, so the id cannot have been
+// reused by an unrelated process.
+func (p *process) signalGroup(sig syscall.Signal) error {
+	if p.exited() {
+		return nil
+	}
+	if err := syscall.Kill(-p.pid(), sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("sending %v to process group %d: %w", sig, p.pid(), err)
+	}
+	return nil
+}
+
+// kill sends SIGKILL to the process group and waits until the process is
+// reaped.
+func (p *process) kill() error {
+	if err := p.signalGroup(syscall.SIGKILL); err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(killWait):
+		return fmt.Errorf("process %d did not exit within %v after SIGKILL", p.pid(), killWait)
+	}
+}
+
+// stop sends SIGTERM (and SIGCONT, in case the process is paused) to the
+// process group, waits up to grace for the process to exit, and then kills
+// it.
+func (p *process) stop(grace time.Duration) error {
+	if err := p.signalGroup(syscall.SIGTERM); err != nil {
+		return err
+	}
+	if err := p.signalGroup(syscall.SIGCONT); err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(grace):
+		return p.kill()
+	}
+}
+
+// exitDescription describes how the process ended, for error messages.
+func (p *process) exitDescription() string {
+	if p.waitErr == nil {
+		return "exited with status 0"
+	}
+	return p.waitErr.Error()
+}
+
+// waitReady polls probe until it succeeds, the process exits or ctx ends.
+// Errors carry the tail of the server log.
+//
+// The probe must make sure it talks to process p and not to another server
+// that took the port in the meantime (p then fails with "Address already in
+// use" and the start is retried on another port).
+func waitReady(ctx context.Context, p *process, what string, probe func(ctx context.Context) error) error {
+	var lastErr error
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-p.done:
+			return &startError{
+				what:    what,
+				reason:  fmt.Sprintf("process %d %s before it became ready", p.pid(), p.exitDescription()),
+				logPath: p.logPath,
+				logTail: logTail(p.logPath),
+			}
+		case <-ctx.Done():
+			reason := fmt.Sprintf("not ready: %v", ctx.Err())
+			if lastErr != nil {
+				reason += fmt.Sprintf(" (last probe: %v)", lastErr)
+			}
+			return &startError{
+				what:    what,
+				reason:  reason,
+				logPath: p.logPath,
+				logTail: logTail(p.logPath),
+				err:     ctx.Err(),
+			}
+		case <-timer.C:
+		}
+		// A probe is cut short as soon as the process exits.
+		probeCtx, cancel := context.WithTimeout(ctx, probeTimeout)
+		go func() {
+			select {
+			case <-p.done:
+				cancel()
+			case <-probeCtx.Done():
+			}
+		}()
+		lastErr = probe(probeCtx)
+		cancel()
+		if lastErr == nil {
+			return nil
+		}
+		timer.Reset(pollInterval)
+	}
+}
+
+// dialProbe connects to addr for a readiness probe. The connection is
+// closed when ctx ends, which also interrupts blocked reads and writes.
+func dialProbe(ctx context.Context, addr string) (net.Conn, func(), error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	return conn, func() { stop(); conn.Close() }, nil
+}
+
+// startError reports a server that did not come up, with the end of its log.
+type startError struct {
+	what    string
+	reason  string
+	logPath string
+	logTail string
+	err     error
+}
+
+func (e *startError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", e.what, e.reason)
+	if e.logTail != "" {
+		fmt.Fprintf(&b, "\n--- tail of %s ---\n%s\n--- end of log ---", e.logPath, strings.TrimRight(e.logTail, "\n"))
+	}
+	return b.String()
+}
+
+func (e *startError) Unwrap() error { return e.err }
+
+// portInUse reports whether the server failed because its port was taken.
+func (e *startError) portInUse() bool {
+	return strings.Contains(e.logTail, "Address already in use")
+}
+
+// isPortInUse reports whether err is a start failure caused by a port that
+// was already taken; such starts are retried with other ports.
+func isPortInUse(err error) bool {
+	var se *startError
+	return errors.As(err, &se) && se.portInUse()
+}
+
+// logTail returns the last logTailBytes of the file at path, starting at a
+// line boundary, or "" if it cannot be read.
+func logTail(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	offset := max(info.Size()-logTailBytes, 0)
+	buf := make([]byte, info.Size()-offset)
+	n, err := f.ReadAt(buf, offset)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return ""
+	}
+	buf = buf[:n]
+	if offset > 0 {
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			buf = buf[i+1:]
+		}
+	}
+	return string(buf)
+}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1. All listeners are
+// held open until every port has been picked, so the ports are distinct;
+// another process can still take one before the server binds it, which the
+// start functions handle by retrying.
+func freePorts(n int) ([]int, error) {
+	listeners := make([]net.Listener, 0, n)
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port on 127.0.0.1: %w", err)
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// lookBinary finds a binary: the value of envVar if set, else name on PATH.
+// The error says what to install.
+func lookBinary(envVar, name, install string) (string, error) {
+	if v := os.Getenv(envVar); v != "" {
+		path, err := exec.LookPath(v)
+		if err != nil {
+			return "", fmt.Errorf("%s not found at $%s=%q: %s: %w", name, envVar, v, install, err)
+		}
+		return path, nil
+	}
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found: %s (or set $%s): %w", name, install, envVar, err)
+	}
+	return path, nil
+}
+
+// withDefaultTimeout returns ctx bounded by d unless ctx already has an
+// earlier deadline.
+func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}

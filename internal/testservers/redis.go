@@ -1,0 +1,419 @@
+package testservers
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// redisStartTimeout bounds a Redis start when the caller's context has no
+// earlier deadline.
+const redisStartTimeout = 30 * time.Second
+
+const redisInstall = "run `make test-deps` (installs Debian package redis-server)"
+
+// Redis is a redis-server process listening on 127.0.0.1. Its methods are
+// safe for concurrent use.
+type Redis struct {
+	// Addr is the client address, "127.0.0.1:port". It stays the same
+	// across Restart.
+	Addr string
+	// Dir is the server's own temporary directory: working and data
+	// directory, redis.conf and redis.log. Stop removes it.
+	Dir string
+	// Password is the password of the default user (requirepass), or "".
+	Password string
+	// Username and UserPassword are the ACL user added by WithRedisACLUser,
+	// or "".
+	Username, UserPassword string
+
+	bin  string
+	port int
+
+	mu      sync.Mutex
+	proc    *process // nil when not running
+	stopped bool     // Stop has been called; Dir is gone
+}
+
+// RedisOption configures StartRedis and NewRedis.
+type RedisOption func(*redisConfig)
+
+type redisConfig struct {
+	password               string
+	username, userPassword string
+	extra                  [][]string
+}
+
+// WithRedisPassword requires clients to authenticate as the default user
+// with pw (redis "requirepass").
+func WithRedisPassword(pw string) RedisOption {
+	return func(c *redisConfig) { c.password = pw }
+}
+
+// WithRedisACLUser adds an ACL user with password pw and all permissions
+// ("user <user> on ><pw> ~* &* +@all"). The default user is left as
+// configured by WithRedisPassword.
+func WithRedisACLUser(user, pw string) RedisOption {
+	return func(c *redisConfig) { c.username, c.userPassword = user, pw }
+}
+
+// WithRedisConfig adds the redis.conf directive "name args...", e.g.
+// WithRedisConfig("appendonly", "yes") to make data survive Kill and
+// Restart, or WithRedisConfig("save", "60", "1"). Each word is quoted.
+// Directives are written after the defaults and so override them; bind and
+// port always come last and cannot be overridden.
+func WithRedisConfig(name string, args ...string) RedisOption {
+	return func(c *redisConfig) {
+		c.extra = append(c.extra, append([]string{name}, args...))
+	}
+}
+
+// StartRedis starts redis-server on a free port of 127.0.0.1 with its own
+// temporary directory and no persistence, and returns once it answers PING.
+// ctx bounds the start only (by default 30 s); it does not stop the server
+// later. The caller must call Stop.
+func StartRedis(ctx context.Context, opts ...RedisOption) (*Redis, error) {
+	var cfg redisConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	bin, err := lookBinary("DISTLOCK_REDIS_SERVER", "redis-server", redisInstall)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := withDefaultTimeout(ctx, redisStartTimeout)
+	defer cancel()
+
+	for attempt := 1; ; attempt++ {
+		r, err := startRedisOnce(ctx, bin, cfg)
+		if err == nil {
+			return r, nil
+		}
+		if !isPortInUse(err) || attempt == startAttempts || ctx.Err() != nil {
+			return nil, fmt.Errorf("starting redis-server (attempt %d): %w", attempt, err)
+		}
+	}
+}
+
+func startRedisOnce(ctx context.Context, bin string, cfg redisConfig) (*Redis, error) {
+	ports, err := freePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "distlock-redis-")
+	if err != nil {
+		return nil, fmt.Errorf("creating redis directory: %w", err)
+	}
+	r := &Redis{
+		Addr:         net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
+		Dir:          dir,
+		Password:     cfg.password,
+		Username:     cfg.username,
+		UserPassword: cfg.userPassword,
+		bin:          bin,
+		port:         ports[0],
+	}
+	if err := os.WriteFile(r.confPath(), []byte(r.config(cfg)), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("writing redis.conf: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.startLocked(ctx); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Redis) confPath() string { return filepath.Join(r.Dir, "redis.conf") }
+
+// LogPath returns the path of the server log (stdout and stderr of
+// redis-server) inside Dir.
+func (r *Redis) LogPath() string { return filepath.Join(r.Dir, "redis.log") }
+
+// config renders redis.conf.
+func (r *Redis) config(cfg redisConfig) string {
+	var b strings.Builder
+	line := func(words ...string) {
+		for i, w := range words {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(redisQuote(w))
+		}
+		b.WriteByte('\n')
+	}
+	line("protected-mode", "yes")
+	line("daemonize", "no")
+	line("dir", r.Dir)
+	line("logfile", "")
+	line("save", "")
+	line("appendonly", "no")
+	if cfg.password != "" {
+		line("requirepass", cfg.password)
+	}
+	if cfg.username != "" {
+		line("user", cfg.username, "on", ">"+cfg.userPassword, "~*", "&*", "+@all")
+	}
+	for _, words := range cfg.extra {
+		line(words...)
+	}
+	line("bind", "127.0.0.1")
+	line("port", strconv.Itoa(r.port))
+	return b.String()
+}
+
+// redisQuote quotes s for redis.conf (double quotes, hex escapes).
+func redisQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c >= 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// startLocked launches redis-server with the existing redis.conf and waits
+// for PING. r.mu must be held.
+func (r *Redis) startLocked(ctx context.Context) error {
+	p, err := startProcess(r.bin, []string{r.confPath()}, r.Dir, r.LogPath())
+	if err != nil {
+		return err
+	}
+	what := fmt.Sprintf("redis-server on %s (dir %s)", r.Addr, r.Dir)
+	probe := func(ctx context.Context) error { return r.ping(ctx, p.pid()) }
+	if err := waitReady(ctx, p, what, probe); err != nil {
+		if kerr := p.kill(); kerr != nil {
+			err = errors.Join(err, kerr)
+		}
+		return err
+	}
+	r.proc = p
+	return nil
+}
+
+// ping authenticates if needed and sends PING and INFO server using the
+// raw RESP protocol. It fails unless the answering server is process pid,
+// which rules out another server that took the port.
+func (r *Redis) ping(ctx context.Context, pid int) error {
+	conn, closeConn, err := dialProbe(ctx, r.Addr)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	rd := bufio.NewReader(conn)
+	// roundTrip sends a command and returns a simple reply line, or the
+	// contents of a bulk string reply.
+	roundTrip := func(args ...string) (string, error) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "*%d\r\n", len(args))
+		for _, a := range args {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
+		if _, err := io.WriteString(conn, b.String()); err != nil {
+			return "", fmt.Errorf("%s: %w", args[0], err)
+		}
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", args[0], err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if !strings.HasPrefix(line, "$") {
+			return line, nil
+		}
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("%s: bad bulk reply %q", args[0], line)
+		}
+		body := make([]byte, n+2)
+		if _, err := io.ReadFull(rd, body); err != nil {
+			return "", fmt.Errorf("%s: %w", args[0], err)
+		}
+		return string(body[:n]), nil
+	}
+	var auth []string
+	switch {
+	case r.Password != "":
+		auth = []string{"AUTH", r.Password}
+	case r.Username != "":
+		auth = []string{"AUTH", r.Username, r.UserPassword}
+	}
+	if auth != nil {
+		reply, err := roundTrip(auth...)
+		if err != nil {
+			return err
+		}
+		if reply != "+OK" {
+			return fmt.Errorf("AUTH answered %q", reply)
+		}
+	}
+	reply, err := roundTrip("PING")
+	if err != nil {
+		return err
+	}
+	if reply != "+PONG" {
+		return fmt.Errorf("PING answered %q", reply)
+	}
+	info, err := roundTrip("INFO", "server")
+	if err != nil {
+		return err
+	}
+	want := fmt.Sprintf("process_id:%d", pid)
+	for line := range strings.Lines(info) {
+		if strings.TrimSpace(line) == want {
+			return nil
+		}
+	}
+	return fmt.Errorf("the server on %s is not process %d (INFO server has no %q)", r.Addr, pid, want)
+}
+
+// Stop shuts the server down (SIGTERM, then SIGKILL after 5 s), waits for
+// it to exit and removes Dir. Stop is idempotent; after Stop the server
+// cannot be restarted.
+func (r *Redis) Stop() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return nil
+	}
+	r.stopped = true
+	var errs []error
+	if r.proc != nil {
+		if err := r.proc.stop(stopGrace); err != nil {
+			errs = append(errs, fmt.Errorf("stopping redis-server on %s: %w", r.Addr, err))
+		}
+		r.proc = nil
+	}
+	if err := os.RemoveAll(r.Dir); err != nil {
+		errs = append(errs, fmt.Errorf("removing redis directory: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Kill crashes the server with SIGKILL and waits for it to exit. Dir is
+// kept, so Restart can bring the server back. Killing a server that is not
+// running does nothing.
+func (r *Redis) Kill() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc == nil {
+		return nil
+	}
+	err := r.proc.kill()
+	r.proc = nil
+	if err != nil {
+		return fmt.Errorf("killing redis-server on %s: %w", r.Addr, err)
+	}
+	return nil
+}
+
+// Restart starts the server again on the same address with the same
+// directory and configuration, and returns once it answers PING. A running
+// server is shut down gracefully first; after Kill it is simply started.
+// Without persistence (the default) the data is gone afterwards, as after a
+// real crash. ctx bounds the start (by default 30 s).
+func (r *Redis) Restart(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return fmt.Errorf("restarting redis-server on %s: %w", r.Addr, ErrStopped)
+	}
+	if r.proc != nil {
+		if err := r.proc.stop(stopGrace); err != nil {
+			return fmt.Errorf("restarting redis-server on %s: %w", r.Addr, err)
+		}
+		r.proc = nil
+	}
+	ctx, cancel := withDefaultTimeout(ctx, redisStartTimeout)
+	defer cancel()
+	// The old socket is normally free at once (redis uses SO_REUSEADDR);
+	// retry briefly in case the port is still held.
+	for attempt := 1; ; attempt++ {
+		err := r.startLocked(ctx)
+		if err == nil {
+			return nil
+		}
+		if !isPortInUse(err) || attempt == startAttempts || ctx.Err() != nil {
+			return fmt.Errorf("restarting redis-server: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Pause freezes the server with SIGSTOP: connections are accepted by the
+// kernel but never answered, like a hung server. Resume undoes it; Stop and
+// Kill work on a paused server.
+func (r *Redis) Pause() error {
+	return r.signal("pausing", syscall.SIGSTOP)
+}
+
+// Resume lets a paused server continue (SIGCONT).
+func (r *Redis) Resume() error {
+	return r.signal("resuming", syscall.SIGCONT)
+}
+
+func (r *Redis) signal(verb string, sig syscall.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc == nil || r.proc.exited() {
+		return fmt.Errorf("%s redis-server on %s: %w", verb, r.Addr, ErrNotRunning)
+	}
+	if err := r.proc.signalGroup(sig); err != nil {
+		return fmt.Errorf("%s redis-server on %s: %w", verb, r.Addr, err)
+	}
+	return nil
+}
+
+// Pid returns the process id of the running server, or 0 if it is not
+// running.
+func (r *Redis) Pid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc == nil {
+		return 0
+	}
+	return r.proc.pid()
+}
+
+// NewRedis starts a Redis server for the test (see StartRedis) and stops it
+// in t.Cleanup. It fails the test if the server cannot start. If the test
+// has failed, the end of the server log is logged before the server is
+// stopped.
+func NewRedis(t testing.TB, opts ...RedisOption) *Redis {
+	t.Helper()
+	r, err := StartRedis(t.Context(), opts...)
+	if err != nil {
+		t.Fatalf("testservers: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("testservers: tail of %s:\n%s", r.LogPath(), logTail(r.LogPath()))
+		}
+		if err := r.Stop(); err != nil {
+			t.Errorf("testservers: %v", err)
+		}
+	})
+	return r
+}
