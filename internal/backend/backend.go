@@ -1,0 +1,136 @@
+/*
+Copyright 2026 The distlock Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package backend defines the small interface that every lock backend
+// (Redis, ZooKeeper) implements, the errors they share, and the registry
+// through which each backend makes itself available to the controller.
+//
+// A backend is split into a factory and a client, in the manner of
+// external-secrets' Provider and crossplane's ExternalConnector: a Factory
+// connects once per server configuration and returns a Locker. Every Locker
+// call takes a context first, is short (one or a few round trips), and is
+// safe to repeat: the controller may crash between any two calls and call
+// again after a restart.
+package backend
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them (with %w) so that callers can tell the
+// outcomes apart with errors.Is.
+var (
+	// ErrNotAcquired means the lock is held by a different holder.
+	ErrNotAcquired = errors.New("backend: lock is held by another holder")
+	// ErrNotHeld means the caller's hold is gone: it expired, was released,
+	// or the lock now belongs to someone else. A renewal that returns it has
+	// lost the lock; it never re-takes a lost lock silently.
+	ErrNotHeld = errors.New("backend: lock is not held by this holder")
+	// ErrUnreachable means the server could not be reached or did not answer
+	// in time.
+	ErrUnreachable = errors.New("backend: server unreachable")
+	// ErrUnauthorized means the server refused the credentials.
+	ErrUnauthorized = errors.New("backend: server refused the credentials")
+)
+
+// Config is what a Factory needs to connect to one server or ensemble.
+type Config struct {
+	// Servers are the host:port addresses of the server (Redis), the
+	// Sentinels (Redis with SentinelMaster set) or the ensemble members
+	// (ZooKeeper).
+	Servers []string
+	// SentinelMaster, when set, names the Redis master that the Sentinels in
+	// Servers monitor.
+	SentinelMaster string
+	// DB is the Redis logical database.
+	DB int
+	// Username and Password authenticate the client (Redis AUTH / ACL user;
+	// ZooKeeper digest scheme). Empty means no authentication.
+	Username string
+	Password string
+	// TLS, when not nil, is used to connect (Redis).
+	TLS *tls.Config
+	// SessionTimeout is the ZooKeeper session timeout. Zero means the
+	// backend's default.
+	SessionTimeout time.Duration
+	// DialTimeout bounds each connection attempt. Zero means the backend's
+	// default.
+	DialTimeout time.Duration
+}
+
+// Lease is one holder's hold on a lock.
+type Lease struct {
+	// Key is the Redis key or ZooKeeper path of the lock.
+	Key string
+	// Holder is the identity the lock was acquired with.
+	Holder string
+	// Token is the fencing token of this hold: strictly greater than the
+	// token of any earlier hold of the same key on the same server.
+	Token int64
+	// TTL is how long the server keeps the hold without a renewal, as of the
+	// call that returned this Lease.
+	TTL time.Duration
+}
+
+// State is what a backend reports about a lock, whoever holds it.
+type State struct {
+	// Held reports whether anyone holds the lock.
+	Held bool
+	// Holder identifies the holder. For holds made through this package it
+	// is the identity passed to Acquire; for other programs it is what the
+	// backend stores for them (the Redis value, or the ZooKeeper node name).
+	Holder string
+	// Token is the fencing token of the current hold, when the backend can
+	// tell; zero otherwise.
+	Token int64
+	// TTL is the remaining time before the hold expires without a renewal;
+	// zero when the hold has no expiry the backend can report.
+	TTL time.Duration
+}
+
+// Locker holds locks in one backend server or ensemble on behalf of holders.
+// All methods are safe for concurrent use and safe to repeat.
+type Locker interface {
+	// Acquire takes the lock at key for holder, to expire after ttl unless
+	// renewed. It does not wait: when another holder has the lock it returns
+	// an error wrapping ErrNotAcquired. Acquiring a lock the same holder
+	// already holds succeeds and returns the existing hold with its token,
+	// its expiry extended to ttl.
+	Acquire(ctx context.Context, key, holder string, ttl time.Duration) (Lease, error)
+	// Renew extends the hold described by lease to ttl from now. When the
+	// hold is gone it returns an error wrapping ErrNotHeld and does not take
+	// the lock again.
+	Renew(ctx context.Context, lease Lease, ttl time.Duration) (Lease, error)
+	// Release gives up the hold described by lease (compare-and-delete: it
+	// never removes another holder's hold). Releasing a hold that is already
+	// gone succeeds.
+	Release(ctx context.Context, lease Lease) error
+	// Inspect reports who holds the lock at key.
+	Inspect(ctx context.Context, key string) (State, error)
+	// Purge removes whatever the backend keeps for key besides a hold (the
+	// Redis fencing counter, an empty ZooKeeper parent node). It never removes
+	// a hold: when the lock is held it returns an error wrapping
+	// ErrNotAcquired.
+	Purge(ctx context.Context, key string) error
+	// Close releases the connection. It does not release holds.
+	Close() error
+}
+
+// Factory connects to a backend server.
+type Factory func(ctx context.Context, cfg Config) (Locker, error)
