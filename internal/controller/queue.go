@@ -1,0 +1,65 @@
+/*
+Copyright 2026 The distlock Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
+)
+
+// podFinished reports whether a pod will run no more containers: it reached
+// Succeeded or Failed. A pod that is merely being deleted still runs until
+// its containers stop, so it keeps a lock it holds until it is gone.
+func podFinished(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+// podWaits reports whether a pod that does not hold the lock is in line for
+// it: it has not finished, is not being deleted, and has not lost a hold
+// before (a pod whose hold was lost or force-released may still believe it
+// holds the lock, so it is never granted it again).
+func podWaits(pod *corev1.Pod) bool {
+	_, lost := pod.Annotations[locksv1alpha1.LostAnnotation]
+	return !podFinished(pod) && pod.DeletionTimestamp.IsZero() && !lost
+}
+
+// waitingPods returns the pods in line for the lock, first come first
+// served: oldest creationTimestamp first, ties broken by name and then UID
+// so the order is stable. The pod with UID skip (the holder) is left out.
+func waitingPods(pods []corev1.Pod, skip types.UID) []*corev1.Pod {
+	waiting := make([]*corev1.Pod, 0, len(pods))
+	for i := range pods {
+		if pods[i].UID != skip && podWaits(&pods[i]) {
+			waiting = append(waiting, &pods[i])
+		}
+	}
+	sort.SliceStable(waiting, func(i, j int) bool {
+		a, b := waiting[i], waiting[j]
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.UID < b.UID
+	})
+	return waiting
+}
