@@ -38,6 +38,7 @@ import (
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 	"github.com/distlock/distlock/internal/backendpool"
 	"github.com/distlock/distlock/internal/controller"
+
 	// The backends register themselves.
 	_ "github.com/distlock/distlock/internal/backend/redis"
 	_ "github.com/distlock/distlock/internal/backend/zookeeper"

@@ -166,7 +166,9 @@ func run(ctx context.Context, workDir string, hold time.Duration) error {
 	go func() { mgrDone <- mgr.Start(mgrCtx) }()
 	defer func() {
 		stopManager()
-		<-mgrDone
+		if err := <-mgrDone; err != nil {
+			fmt.Fprintf(os.Stderr, "demo: the manager stopped with an error: %v\n", err)
+		}
 	}()
 	syncCtx, cancelSync := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelSync()

@@ -73,7 +73,9 @@ func lockKey(lock *locksv1alpha1.DistributedLock) string {
 
 // backendConfig turns a lock's spec and the Secrets it names into a
 // backend.Config, and a fingerprint that changes whenever the config does.
-func (r *DistributedLockReconciler) backendConfig(ctx context.Context, lock *locksv1alpha1.DistributedLock) (backend.Config, string, error) {
+func (r *DistributedLockReconciler) backendConfig(
+	ctx context.Context, lock *locksv1alpha1.DistributedLock,
+) (backend.Config, string, error) {
 	var cfg backend.Config
 	var credsRef *locksv1alpha1.SecretReference
 	var tlsSpec *locksv1alpha1.TLSConfig
@@ -99,7 +101,8 @@ func (r *DistributedLockReconciler) backendConfig(ctx context.Context, lock *loc
 	cfg.DialTimeout = r.dialTimeout()
 
 	fp := sha256.New()
-	fmt.Fprintf(fp, "%s\x00%s\x00%s\x00%d\x00%s\x00", backendName(lock), strings.Join(cfg.Servers, ","), cfg.SentinelMaster, cfg.DB, cfg.SessionTimeout)
+	fmt.Fprintf(fp, "%s\x00%s\x00%s\x00%d\x00%s\x00",
+		backendName(lock), strings.Join(cfg.Servers, ","), cfg.SentinelMaster, cfg.DB, cfg.SessionTimeout)
 	if credsRef != nil {
 		secret, err := r.secret(ctx, lock.Namespace, credsRef.Name)
 		if err != nil {

@@ -308,7 +308,8 @@ func (r *DistributedLockReconciler) grantNext(ctx context.Context, st *lockState
 	waiting := waitingPods(st.podList, "")
 	if len(waiting) == 0 {
 		lock.Status.Holders = nil
-		r.setCondition(lock, locksv1alpha1.ConditionHeld, metav1.ConditionFalse, locksv1alpha1.ReasonFree, "Nobody holds the lock and no pod waits for it")
+		r.setCondition(lock, locksv1alpha1.ConditionHeld, metav1.ConditionFalse, locksv1alpha1.ReasonFree,
+			"Nobody holds the lock and no pod waits for it")
 		r.setReady(lock)
 		return ctrl.Result{}, nil
 	}
@@ -343,7 +344,9 @@ func (r *DistributedLockReconciler) grantNext(ctx context.Context, st *lockState
 
 // keepHolder renews the hold of a running holder and enforces
 // maxHoldDuration.
-func (r *DistributedLockReconciler) keepHolder(ctx context.Context, st *lockState, rec *locksv1alpha1.LockHolder, pod *corev1.Pod) (ctrl.Result, error) {
+func (r *DistributedLockReconciler) keepHolder(
+	ctx context.Context, st *lockState, rec *locksv1alpha1.LockHolder, pod *corev1.Pod,
+) (ctrl.Result, error) {
 	lock := st.lock
 	callCtx, cancel := r.backendContext(ctx)
 	defer cancel()
@@ -564,7 +567,8 @@ func (r *DistributedLockReconciler) markLost(ctx context.Context, lock *locksv1a
 func (r *DistributedLockReconciler) setHeldElsewhere(lock *locksv1alpha1.DistributedLock, inBackend backend.State) {
 	lock.Status.Holders = nil
 	r.setCondition(lock, locksv1alpha1.ConditionHeld, metav1.ConditionFalse, locksv1alpha1.ReasonHeldElsewhere,
-		fmt.Sprintf("The lock is held outside this controller by %q; waiting pods are granted it once that holder releases it or its hold expires", inBackend.Holder))
+		fmt.Sprintf("The lock is held outside this controller by %q; waiting pods are granted it "+
+			"once that holder releases it or its hold expires", inBackend.Holder))
 	r.setReady(lock)
 }
 
@@ -586,7 +590,9 @@ func (r *DistributedLockReconciler) setNotReady(lock *locksv1alpha1.DistributedL
 	r.setCondition(lock, locksv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
 }
 
-func (r *DistributedLockReconciler) setCondition(lock *locksv1alpha1.DistributedLock, typ string, status metav1.ConditionStatus, reason, msg string) {
+func (r *DistributedLockReconciler) setCondition(
+	lock *locksv1alpha1.DistributedLock, typ string, status metav1.ConditionStatus, reason, msg string,
+) {
 	meta.SetStatusCondition(&lock.Status.Conditions, metav1.Condition{
 		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: lock.Generation,
 	})
@@ -689,7 +695,9 @@ func (r *DistributedLockReconciler) markPodLost(ctx context.Context, pod *corev1
 
 // eventf records an Event on the lock and, when pod is not nil, the same
 // Event on the pod.
-func (r *DistributedLockReconciler) eventf(lock *locksv1alpha1.DistributedLock, pod *corev1.Pod, eventType, reason, action, format string, args ...any) {
+func (r *DistributedLockReconciler) eventf(
+	lock *locksv1alpha1.DistributedLock, pod *corev1.Pod, eventType, reason, action, format string, args ...any,
+) {
 	if r.Recorder == nil {
 		return
 	}
@@ -726,7 +734,8 @@ func (r *DistributedLockReconciler) finalize(ctx context.Context, lock *locksv1a
 	if err := r.releaseForDeletion(ctx, lock); err != nil {
 		if reason := lock.Annotations[locksv1alpha1.ForceReleaseAnnotation]; reason != "" {
 			r.eventf(lock, nil, corev1.EventTypeWarning, locksv1alpha1.ReasonForceReleased, "Delete",
-				"Deleting without releasing the backend lock (%v), as asked by the %s annotation: %s", err, locksv1alpha1.ForceReleaseAnnotation, reason)
+				"Deleting without releasing the backend lock (%v), as asked by the %s annotation: %s",
+				err, locksv1alpha1.ForceReleaseAnnotation, reason)
 		} else {
 			orig := lock.DeepCopy()
 			res := r.backendFailed(ctx, lock, err)

@@ -18,6 +18,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -156,7 +157,7 @@ func TestBadCredentialsShowAsConditions(t *testing.T) {
 			if p == "/distlock/"+ns+"/guarded" {
 				acl = zk.DigestACL(zk.PermAll, "owner", "right")
 			}
-			if _, err := conn.Create(p, nil, 0, acl); err != nil && err != zk.ErrNodeExists {
+			if _, err := conn.Create(p, nil, 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
 				t.Fatalf("creating %s: %v", p, err)
 			}
 		}

@@ -41,6 +41,7 @@ import (
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 	"github.com/distlock/distlock/internal/backendpool"
 	"github.com/distlock/distlock/internal/testservers"
+
 	// The backends register themselves, as in cmd/manager.
 	_ "github.com/distlock/distlock/internal/backend/redis"
 	_ "github.com/distlock/distlock/internal/backend/zookeeper"

@@ -116,6 +116,12 @@ func (e *ZooKeeperEnsemble) Servers() []string {
 	return addrs
 }
 
+// Modes that `srvr` reports for ensemble members.
+const (
+	modeLeader   = "leader"
+	modeFollower = "follower"
+)
+
 // Leader returns the member whose `srvr` currently reports "leader".
 func (e *ZooKeeperEnsemble) Leader(ctx context.Context) (*ZooKeeper, error) {
 	var errs []error
@@ -125,7 +131,7 @@ func (e *ZooKeeperEnsemble) Leader(ctx context.Context) (*ZooKeeper, error) {
 			errs = append(errs, fmt.Errorf("server %d: %w", node.ID, err))
 			continue
 		}
-		if mode == "leader" {
+		if mode == modeLeader {
 			return node, nil
 		}
 	}
@@ -141,7 +147,7 @@ func (e *ZooKeeperEnsemble) WaitServing(ctx context.Context) error {
 	if len(e.Nodes) == 1 {
 		return e.waitModes(ctx, "standalone")
 	}
-	return e.waitModes(ctx, "leader", "follower")
+	return e.waitModes(ctx, modeLeader, modeFollower)
 }
 
 func (e *ZooKeeperEnsemble) waitModes(ctx context.Context, modes ...string) error {
@@ -167,7 +173,7 @@ func (e *ZooKeeperEnsemble) waitModes(ctx context.Context, modes ...string) erro
 			default:
 				states = append(states, fmt.Sprintf("server %d: %s", node.ID, mode))
 			}
-			if mode == "leader" {
+			if mode == modeLeader {
 				leaders++
 			}
 		}

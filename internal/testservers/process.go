@@ -123,9 +123,10 @@ func (p *process) kill() error {
 }
 
 // stop sends SIGTERM (and SIGCONT, in case the process is paused) to the
-// process group, waits up to grace for the process to exit, and then kills
-// it.
-func (p *process) stop(grace time.Duration) error {
+// process group, waits up to stopGrace for the process to exit, and then
+// kills it.
+func (p *process) stop() error {
+	grace := stopGrace
 	if err := p.signalGroup(syscall.SIGTERM); err != nil {
 		return err
 	}
@@ -205,7 +206,7 @@ func dialProbe(ctx context.Context, addr string) (net.Conn, func(), error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("dialing %s: %w", addr, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	return conn, func() { stop(); conn.Close() }, nil

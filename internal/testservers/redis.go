@@ -301,7 +301,7 @@ func (r *Redis) Stop() error {
 	r.stopped = true
 	var errs []error
 	if r.proc != nil {
-		if err := r.proc.stop(stopGrace); err != nil {
+		if err := r.proc.stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stopping redis-server on %s: %w", r.Addr, err))
 		}
 		r.proc = nil
@@ -341,7 +341,7 @@ func (r *Redis) Restart(ctx context.Context) error {
 		return fmt.Errorf("restarting redis-server on %s: %w", r.Addr, ErrStopped)
 	}
 	if r.proc != nil {
-		if err := r.proc.stop(stopGrace); err != nil {
+		if err := r.proc.stop(); err != nil {
 			return fmt.Errorf("restarting redis-server on %s: %w", r.Addr, err)
 		}
 		r.proc = nil

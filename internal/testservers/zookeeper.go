@@ -192,7 +192,7 @@ func newZooKeeperNode(rt zkRuntime, cfg zkConfig, id, clientPort int, servers []
 	if servers != nil {
 		zk.mainClass = zkQuorumMain
 		if len(servers) > 1 {
-			zk.readyModes = []string{"leader", "follower"}
+			zk.readyModes = []string{modeLeader, modeFollower}
 		}
 	}
 	dataDir := filepath.Join(dir, "data")
@@ -283,7 +283,8 @@ func (zk *ZooKeeper) startLocked(ctx context.Context) error {
 			return err
 		}
 		if !strings.Contains(conf, "dataDir="+filepath.Join(zk.Dir, "data")) {
-			return fmt.Errorf("the server on %s does not use data directory %s; another server took the port", zk.Addr, filepath.Join(zk.Dir, "data"))
+			return fmt.Errorf("the server on %s does not use data directory %s; another server took the port",
+				zk.Addr, filepath.Join(zk.Dir, "data"))
 		}
 		return nil
 	}
@@ -344,7 +345,7 @@ func (zk *ZooKeeper) Stop() error {
 	zk.stopped = true
 	var errs []error
 	if zk.proc != nil {
-		if err := zk.proc.stop(stopGrace); err != nil {
+		if err := zk.proc.stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stopping %s: %w", zk.describe(), err))
 		}
 		zk.proc = nil
@@ -385,7 +386,7 @@ func (zk *ZooKeeper) Restart(ctx context.Context) error {
 		return fmt.Errorf("restarting %s: %w", zk.describe(), ErrStopped)
 	}
 	if zk.proc != nil {
-		if err := zk.proc.stop(stopGrace); err != nil {
+		if err := zk.proc.stop(); err != nil {
 			return fmt.Errorf("restarting %s: %w", zk.describe(), err)
 		}
 		zk.proc = nil

@@ -53,7 +53,7 @@ type Harness struct {
 
 var keySeq atomic.Int64
 
-func (h Harness) key(t *testing.T) string {
+func (h Harness) key() string {
 	return fmt.Sprintf("%sconformance-%d-%d", h.KeyPrefix, time.Now().UnixNano(), keySeq.Add(1))
 }
 
@@ -132,7 +132,7 @@ func wantFree(ctx context.Context, t *testing.T, l backend.Locker, key string) {
 
 func testAcquireFree(t *testing.T, h Harness) {
 	ctx := ctxFor(t, 30*time.Second)
-	l, key := h.locker(t), h.key(t)
+	l, key := h.locker(t), h.key()
 	wantFree(ctx, t, l, key)
 	lease := mustAcquire(ctx, t, l, key, "holder-a", h.TTL)
 	st := wantHeldBy(ctx, t, l, key, "holder-a")
@@ -150,7 +150,7 @@ func testAcquireFree(t *testing.T, h Harness) {
 
 func testAcquireIdempotent(t *testing.T, h Harness) {
 	ctx := ctxFor(t, 30*time.Second)
-	l, key := h.locker(t), h.key(t)
+	l, key := h.locker(t), h.key()
 	first := mustAcquire(ctx, t, l, key, "holder-a", h.TTL)
 	again := mustAcquire(ctx, t, l, key, "holder-a", h.TTL)
 	if again.Token != first.Token {
@@ -171,7 +171,7 @@ func testAcquireIdempotent(t *testing.T, h Harness) {
 
 func testExclusion(t *testing.T, h Harness) {
 	ctx := ctxFor(t, 30*time.Second)
-	a, b, key := h.locker(t), h.locker(t), h.key(t)
+	a, b, key := h.locker(t), h.locker(t), h.key()
 	lease := mustAcquire(ctx, t, a, key, "holder-a", h.TTL)
 	if _, err := b.Acquire(ctx, key, "holder-b", h.TTL); !errors.Is(err, backend.ErrNotAcquired) {
 		t.Fatalf("Acquire by a second holder while held: err = %v; want ErrNotAcquired", err)
@@ -186,7 +186,7 @@ func testExclusion(t *testing.T, h Harness) {
 
 func testCompareAndDelete(t *testing.T, h Harness) {
 	ctx := ctxFor(t, 30*time.Second)
-	a, b, key := h.locker(t), h.locker(t), h.key(t)
+	a, b, key := h.locker(t), h.locker(t), h.key()
 	leaseA := mustAcquire(ctx, t, a, key, "holder-a", h.TTL)
 
 	// A release in holder-b's name must leave holder-a's hold in place.
@@ -219,7 +219,7 @@ func testCompareAndDelete(t *testing.T, h Harness) {
 
 func testRenewal(t *testing.T, h Harness) {
 	ctx := ctxFor(t, 4*(h.TTL+h.ExpiryGrace)+30*time.Second)
-	l, key := h.locker(t), h.key(t)
+	l, key := h.locker(t), h.key()
 	lease := mustAcquire(ctx, t, l, key, "holder-a", h.TTL)
 	deadline := time.Now().Add(2*h.TTL + h.ExpiryGrace)
 	for renewals := 0; time.Now().Before(deadline); renewals++ {
@@ -241,7 +241,7 @@ func testRenewal(t *testing.T, h Harness) {
 
 func testExpiry(t *testing.T, h Harness) {
 	ctx := ctxFor(t, 2*(h.TTL+h.ExpiryGrace)+30*time.Second)
-	a, b, key := h.locker(t), h.locker(t), h.key(t)
+	a, b, key := h.locker(t), h.locker(t), h.key()
 	acquiredAt := time.Now()
 	lease := mustAcquire(ctx, t, a, key, "holder-a", h.TTL)
 	wantHeldBy(ctx, t, b, key, "holder-a")
@@ -274,7 +274,7 @@ func testExpiry(t *testing.T, h Harness) {
 
 func testFencingTokens(t *testing.T, h Harness) {
 	ctx := ctxFor(t, 30*time.Second)
-	a, b, key := h.locker(t), h.locker(t), h.key(t)
+	a, b, key := h.locker(t), h.locker(t), h.key()
 	var last int64
 	for i, step := range []struct {
 		l      backend.Locker
@@ -293,7 +293,7 @@ func testFencingTokens(t *testing.T, h Harness) {
 
 func testPurge(t *testing.T, h Harness) {
 	ctx := ctxFor(t, 30*time.Second)
-	l, key := h.locker(t), h.key(t)
+	l, key := h.locker(t), h.key()
 	lease := mustAcquire(ctx, t, l, key, "holder-a", h.TTL)
 	if err := l.Purge(ctx, key); !errors.Is(err, backend.ErrNotAcquired) {
 		t.Fatalf("Purge of a held lock: err = %v; want ErrNotAcquired", err)
@@ -329,7 +329,7 @@ func eventually(t *testing.T, d time.Duration, what string, fn func() error) {
 
 func testServerRestart(t *testing.T, h Harness) {
 	ctx := ctxFor(t, 2*time.Minute)
-	l, key := h.locker(t), h.key(t)
+	l, key := h.locker(t), h.key()
 	lease := mustAcquire(ctx, t, l, key, "holder-a", 4*h.TTL)
 
 	h.RestartServer(t)
@@ -364,7 +364,7 @@ func testServerRestart(t *testing.T, h Harness) {
 
 func testUnreachable(t *testing.T, h Harness) {
 	ctx := ctxFor(t, 2*time.Minute)
-	l, key := h.locker(t), h.key(t)
+	l, key := h.locker(t), h.key()
 	// Connect and use the locker while the server is up.
 	wantFree(ctx, t, l, key)
 

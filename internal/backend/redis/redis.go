@@ -274,7 +274,10 @@ func (l *locker) Purge(ctx context.Context, key string) error {
 
 // Close implements backend.Locker.
 func (l *locker) Close() error {
-	return l.client.Close()
+	if err := l.client.Close(); err != nil {
+		return fmt.Errorf("redis: close: %w", err)
+	}
+	return nil
 }
 
 // validate checks the arguments shared by Acquire and Renew.

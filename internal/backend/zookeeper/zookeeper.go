@@ -540,7 +540,7 @@ func (n lockNode) path(key string) string { return key + "/" + n.name }
 func (l *locker) lockNodes(ctx context.Context, key string) ([]lockNode, error) {
 	children, err := call(ctx, func() ([]string, error) {
 		children, _, err := l.conn.Children(key)
-		return children, err
+		return children, err //nolint:wrapcheck // call classifies and wraps it
 	}, nil)
 	if err != nil {
 		return nil, err
@@ -602,7 +602,7 @@ func (l *locker) state(ctx context.Context, key string, n lockNode) (backend.Sta
 	}
 	got, err := call(ctx, func() (node, error) {
 		data, stat, err := l.conn.Get(n.path(key))
-		return node{data, stat}, err
+		return node{data, stat}, err //nolint:wrapcheck // call classifies and wraps it
 	}, nil)
 	if err != nil {
 		return backend.State{}, err
