@@ -23,7 +23,7 @@ N="${N:-20}"
 ASSETS="$("${ROOT}/hack/kube-binaries.sh" kube-apiserver etcd kubectl)"
 
 echo "running BenchmarkHandoff, ${N} handoffs per case (the Lease case takes ~2s per handoff)..." >&2
-out="$(KUBEBUILDER_ASSETS="${ASSETS}" go test ./internal/controller/ -run '^$' \
+out="$(DISTLOCK_TEST_LOG=off KUBEBUILDER_ASSETS="${ASSETS}" go test ./internal/controller/ -run '^$' \
   -bench '^BenchmarkHandoff$' -benchtime "${N}x" -count 1 -timeout 30m 2>/dev/null)"
 echo "${out}" | grep -E '^(goos|goarch|cpu|Benchmark)' >&2 || true
 

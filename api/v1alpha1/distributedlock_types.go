@@ -342,7 +342,7 @@ type DistributedLockStatus struct {
 
 	// waitingCount is the number of pods waiting for the lock.
 	// +optional
-	WaitingCount int32 `json:"waitingCount,omitempty"`
+	WaitingCount int32 `json:"waitingCount"`
 
 	// conditions describe the lock's state: Ready, BackendReachable and
 	// Held, each with a reason a person can act on.

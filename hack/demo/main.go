@@ -37,6 +37,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -46,6 +47,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
+	_ "github.com/distlock/distlock/internal/backend/redis"
+	_ "github.com/distlock/distlock/internal/backend/zookeeper"
+	"github.com/distlock/distlock/internal/backendpool"
 	"github.com/distlock/distlock/internal/controller"
 	"github.com/distlock/distlock/internal/testservers"
 )
@@ -68,7 +72,17 @@ func step(format string, args ...any) {
 }
 
 func run(ctx context.Context, workDir string, hold time.Duration) error {
-	ctrl.SetLogger(zap.New(zap.UseDevMode(false), zap.WriteTo(os.Stderr)))
+	// The manager's own log goes to bin/demo/manager.log; the terminal shows
+	// the story.
+	if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", workDir, err)
+	}
+	logFile, err := os.Create(filepath.Join(workDir, "manager.log"))
+	if err != nil {
+		return fmt.Errorf("creating the manager log: %w", err)
+	}
+	defer logFile.Close()
+	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(locksv1alpha1.AddToScheme(scheme))
@@ -152,13 +166,23 @@ func run(ctx context.Context, workDir string, hold time.Duration) error {
 	step("starting the distlock manager")
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
+		Cache:                  controller.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := (&controller.DistributedLockReconciler{Client: mgr.GetClient(), Scheme: scheme}).SetupWithManager(mgr); err != nil {
+	backends := &backendpool.Pool{}
+	defer backends.Close()
+	if err := (&controller.DistributedLockReconciler{
+		Client:    mgr.GetClient(),
+		Scheme:    scheme,
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("distlock"),
+		Backends:  backends,
+		ClusterID: "demo",
+	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the controller: %w", err)
 	}
 	mgrCtx, stopManager := context.WithCancel(ctx)
@@ -176,12 +200,18 @@ func run(ctx context.Context, workDir string, hold time.Duration) error {
 		return errors.New("the manager's cache did not sync within 30s")
 	}
 
-	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
-	step("kubectl get distributedlocks -n %s", ns)
-	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfigPath, "get", "distributedlocks", "-n", ns)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("running kubectl: %w", err)
+	kubectl := func(args ...string) error {
+		bin := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+		cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", kubeconfigPath, "-n", ns}, args...)...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("running kubectl %v: %w", args, err)
+		}
+		return nil
+	}
+
+	if err := takeTurns(ctx, c, ns, locks, kubectl); err != nil {
+		return err
 	}
 
 	if hold > 0 {
@@ -192,5 +222,91 @@ func run(ctx context.Context, workDir string, hold time.Duration) error {
 		}
 	}
 	step("cleaning up: everything the demo started is stopped on exit")
+	return nil
+}
+
+// takeTurns creates three pods per lock and lets them take turns, showing
+// `kubectl get distributedlocks` at every turn. This demo has no kubelet: it
+// plays the kubelet's part and reports the pods' phases itself (make
+// test-e2e runs real containers on a real node).
+func takeTurns(ctx context.Context, c client.Client, ns string, locks []*locksv1alpha1.DistributedLock,
+	kubectl func(args ...string) error) error {
+	step("creating three pods per lock that ask for it (label %s)", locksv1alpha1.LockLabel)
+	pods := map[string][]*corev1.Pod{}
+	for _, lock := range locks {
+		for i := range 3 {
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{
+					Namespace: ns, Name: fmt.Sprintf("%s-worker-%d", lock.Name, i),
+					Labels: map[string]string{locksv1alpha1.LockLabel: lock.Name},
+				},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "work", Image: "busybox"}}},
+			}
+			if err := c.Create(ctx, pod); err != nil {
+				return fmt.Errorf("creating pod %s: %w", pod.Name, err)
+			}
+			pods[lock.Name] = append(pods[lock.Name], pod)
+		}
+	}
+	for turn := range 3 {
+		if err := waitForHolders(ctx, c, locks, pods, turn); err != nil {
+			return err
+		}
+		step("turn %d: kubectl get distributedlocks -o wide", turn+1)
+		if err := kubectl("get", "distributedlocks", "-o", "wide"); err != nil {
+			return err
+		}
+		step("the holders finish (the demo marks them Succeeded)")
+		for _, lock := range locks {
+			holder := pods[lock.Name][turn]
+			patch := client.RawPatch(types.MergePatchType, []byte(`{"status":{"phase":"Succeeded"}}`))
+			if err := c.Status().Patch(ctx, holder, patch); err != nil {
+				return fmt.Errorf("finishing pod %s: %w", holder.Name, err)
+			}
+		}
+	}
+	if err := waitForHolders(ctx, c, locks, pods, 3); err != nil {
+		return err
+	}
+	step("all pods had their turn: kubectl get distributedlocks")
+	if err := kubectl("get", "distributedlocks"); err != nil {
+		return err
+	}
+	step("kubectl get events.events.k8s.io (the lock's and the pods' story)")
+	if err := kubectl("get", "events.events.k8s.io", "--sort-by=.metadata.creationTimestamp", "-o",
+		"custom-columns=OBJECT:.regarding.name,REASON:.reason,MESSAGE:.note"); err != nil {
+		return err
+	}
+	return nil
+}
+
+// waitForHolders waits until each lock is held by its pod number turn, or is
+// free when every pod has had its turn.
+func waitForHolders(ctx context.Context, c client.Client, locks []*locksv1alpha1.DistributedLock,
+	pods map[string][]*corev1.Pod, turn int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for _, lock := range locks {
+		want := ""
+		if turn < len(pods[lock.Name]) {
+			want = pods[lock.Name][turn].Name
+		}
+		for {
+			var got locksv1alpha1.DistributedLock
+			if err := c.Get(ctx, client.ObjectKeyFromObject(lock), &got); err != nil {
+				return fmt.Errorf("reading lock %s: %w", lock.Name, err)
+			}
+			holder := ""
+			if len(got.Status.Holders) > 0 {
+				holder = got.Status.Holders[0].Pod
+			}
+			if holder == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("lock %s: holder is %q after 30s; want %q", lock.Name, holder, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	return nil
 }
