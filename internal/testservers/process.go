@@ -271,11 +271,14 @@ func logTail(path string) string {
 	return string(buf)
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1. All listeners are
+// freePorts returns n distinct free TCP ports on 127.0.0.1.
+func freePorts(n int) ([]int, error) { return freePortsOn("127.0.0.1", n) }
+
+// freePortsOn returns n distinct free TCP ports on host. All listeners are
 // held open until every port has been picked, so the ports are distinct;
 // another process can still take one before the server binds it, which the
 // start functions handle by retrying.
-func freePorts(n int) ([]int, error) {
+func freePortsOn(host string, n int) ([]int, error) {
 	listeners := make([]net.Listener, 0, n)
 	defer func() {
 		for _, l := range listeners {
@@ -284,9 +287,9 @@ func freePorts(n int) ([]int, error) {
 	}()
 	ports := make([]int, 0, n)
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
-			return nil, fmt.Errorf("finding a free port on 127.0.0.1: %w", err)
+			return nil, fmt.Errorf("finding a free port on %s: %w", host, err)
 		}
 		listeners = append(listeners, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)

@@ -2,6 +2,7 @@ package testservers
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,9 +51,17 @@ type Redis struct {
 type RedisOption func(*redisConfig)
 
 type redisConfig struct {
+	host                   string
 	password               string
 	username, userPassword string
 	extra                  [][]string
+}
+
+// WithRedisHost makes the server listen on host instead of 127.0.0.1: an
+// address inside a network namespace the test created (the end-to-end
+// cluster's node address, which its pods can reach). Never a host interface.
+func WithRedisHost(host string) RedisOption {
+	return func(c *redisConfig) { c.host = host }
 }
 
 // WithRedisPassword requires clients to authenticate as the default user
@@ -84,7 +93,7 @@ func WithRedisConfig(name string, args ...string) RedisOption {
 // ctx bounds the start only (by default 30 s); it does not stop the server
 // later. The caller must call Stop.
 func StartRedis(ctx context.Context, opts ...RedisOption) (*Redis, error) {
-	var cfg redisConfig
+	cfg := redisConfig{host: "127.0.0.1"}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -107,7 +116,7 @@ func StartRedis(ctx context.Context, opts ...RedisOption) (*Redis, error) {
 }
 
 func startRedisOnce(ctx context.Context, bin string, cfg redisConfig) (*Redis, error) {
-	ports, err := freePorts(1)
+	ports, err := freePortsOn(cfg.host, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +125,7 @@ func startRedisOnce(ctx context.Context, bin string, cfg redisConfig) (*Redis, e
 		return nil, fmt.Errorf("creating redis directory: %w", err)
 	}
 	r := &Redis{
-		Addr:         net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
+		Addr:         net.JoinHostPort(cfg.host, strconv.Itoa(ports[0])),
 		Dir:          dir,
 		Password:     cfg.password,
 		Username:     cfg.username,
@@ -170,7 +179,7 @@ func (r *Redis) config(cfg redisConfig) string {
 	for _, words := range cfg.extra {
 		line(words...)
 	}
-	line("bind", "127.0.0.1")
+	line("bind", cmp.Or(cfg.host, "127.0.0.1"))
 	line("port", strconv.Itoa(r.port))
 	return b.String()
 }

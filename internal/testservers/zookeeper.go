@@ -68,6 +68,7 @@ type ZooKeeper struct {
 type ZooKeeperOption func(*zkConfig)
 
 type zkConfig struct {
+	host     string
 	tickTime time.Duration
 	extra    [][2]string
 }
@@ -77,6 +78,13 @@ type zkConfig struct {
 // expiring sessions.
 func WithZooKeeperTickTime(d time.Duration) ZooKeeperOption {
 	return func(c *zkConfig) { c.tickTime = d }
+}
+
+// WithZooKeeperHost makes a standalone server listen for clients on host
+// instead of 127.0.0.1: an address inside a network namespace the test
+// created (the end-to-end cluster's node address). Never a host interface.
+func WithZooKeeperHost(host string) ZooKeeperOption {
+	return func(c *zkConfig) { c.host = host }
 }
 
 // WithZooKeeperConfig adds the line "key=value" to zoo.cfg, after the
@@ -148,7 +156,7 @@ func StartZooKeeper(ctx context.Context, opts ...ZooKeeperOption) (*ZooKeeper, e
 }
 
 func zkOptions(opts []ZooKeeperOption) zkConfig {
-	cfg := zkConfig{tickTime: 2 * time.Second}
+	cfg := zkConfig{host: "127.0.0.1", tickTime: 2 * time.Second}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -156,7 +164,7 @@ func zkOptions(opts []ZooKeeperOption) zkConfig {
 }
 
 func startZooKeeperOnce(ctx context.Context, rt zkRuntime, cfg zkConfig) (*ZooKeeper, error) {
-	ports, err := freePorts(1)
+	ports, err := freePortsOn(cfg.host, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +190,7 @@ func newZooKeeperNode(rt zkRuntime, cfg zkConfig, id, clientPort int, servers []
 		return nil, fmt.Errorf("creating ZooKeeper directory: %w", err)
 	}
 	zk := &ZooKeeper{
-		Addr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(clientPort)),
+		Addr:       net.JoinHostPort(cfg.host, strconv.Itoa(clientPort)),
 		Dir:        dir,
 		ID:         id,
 		rt:         rt,
@@ -201,7 +209,7 @@ func newZooKeeperNode(rt zkRuntime, cfg zkConfig, id, clientPort int, servers []
 	b.WriteString("initLimit=10\nsyncLimit=5\n")
 	fmt.Fprintf(&b, "dataDir=%s\n", dataDir)
 	fmt.Fprintf(&b, "clientPort=%d\n", clientPort)
-	b.WriteString("clientPortAddress=127.0.0.1\n")
+	fmt.Fprintf(&b, "clientPortAddress=%s\n", cfg.host)
 	b.WriteString("admin.enableServer=false\n")
 	b.WriteString("4lw.commands.whitelist=*\n")
 	b.WriteString("maxClientCnxns=0\n")
