@@ -1,4 +1,4 @@
-# Build the manager binary
+# Build the manager and waiter binaries
 FROM golang:1.26 AS builder
 ARG TARGETOS
 ARG TARGETARCH
@@ -19,13 +19,20 @@ COPY . .
 # was called. For example, if we call make docker-build in a local env which has the Apple Silicon M1 SO
 # the docker BUILDPLATFORM arg will be linux/arm64 when for Apple x86 it will be linux/amd64. Therefore,
 # by leaving it empty we can ensure that the container and binary shipped on it will have the same platform.
+#
+# One image, two commands: /manager (the controller, the default entrypoint)
+# and /waiter (the init container that gates a pod on a lock; see
+# config/samples/locks_v1alpha1_job_gated_*.yaml, which run it with
+# command: ["/waiter"]).
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -ldflags="-s -w" -o manager ./cmd/manager
+RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -ldflags="-s -w" -o waiter ./cmd/waiter
 
-# Use distroless as minimal base image to package the manager binary
+# Use distroless as minimal base image to package the manager and waiter binaries
 # Refer to https://github.com/GoogleContainerTools/distroless for more details
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /
 COPY --from=builder /workspace/manager .
+COPY --from=builder /workspace/waiter .
 USER 65532:65532
 
 ENTRYPOINT ["/manager"]

@@ -215,7 +215,8 @@ func run(ctx context.Context, workDir string, hold time.Duration) error {
 	}
 
 	if hold > 0 {
-		step("holding for %s; meanwhile try:\n    %s --kubeconfig %s get distributedlocks -A", hold, kubectl, kubeconfigPath)
+		step("holding for %s; meanwhile try:\n    %s --kubeconfig %s get distributedlocks -A", hold,
+			filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl"), kubeconfigPath)
 		select {
 		case <-ctx.Done():
 		case <-time.After(hold):
