@@ -164,7 +164,14 @@ func (r *Redis) config(cfg redisConfig) string {
 		}
 		b.WriteByte('\n')
 	}
-	line("protected-mode", "yes")
+	// Protected mode refuses clients from anywhere but loopback unless a
+	// password is set; a server on a network-namespace address (WithRedisHost)
+	// serves pods, so it turns protected mode off there.
+	if host := cmp.Or(cfg.host, "127.0.0.1"); host == "127.0.0.1" || host == "::1" {
+		line("protected-mode", "yes")
+	} else {
+		line("protected-mode", "no")
+	}
 	line("daemonize", "no")
 	line("dir", r.Dir)
 	line("logfile", "")
