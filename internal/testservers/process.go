@@ -271,8 +271,11 @@ func logTail(path string) string {
 	return string(buf)
 }
 
+// loopback is the address servers listen on unless a test names another.
+const loopback = "127.0.0.1"
+
 // freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(n int) ([]int, error) { return freePortsOn("127.0.0.1", n) }
+func freePorts(n int) ([]int, error) { return freePortsOn(loopback, n) }
 
 // freePortsOn returns n distinct free TCP ports on host. All listeners are
 // held open until every port has been picked, so the ports are distinct;

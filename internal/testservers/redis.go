@@ -93,7 +93,7 @@ func WithRedisConfig(name string, args ...string) RedisOption {
 // ctx bounds the start only (by default 30 s); it does not stop the server
 // later. The caller must call Stop.
 func StartRedis(ctx context.Context, opts ...RedisOption) (*Redis, error) {
-	cfg := redisConfig{host: "127.0.0.1"}
+	cfg := redisConfig{host: loopback}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -167,7 +167,7 @@ func (r *Redis) config(cfg redisConfig) string {
 	// Protected mode refuses clients from anywhere but loopback unless a
 	// password is set; a server on a network-namespace address (WithRedisHost)
 	// serves pods, so it turns protected mode off there.
-	if host := cmp.Or(cfg.host, "127.0.0.1"); host == "127.0.0.1" || host == "::1" {
+	if host := cmp.Or(cfg.host, loopback); host == loopback || host == "::1" {
 		line("protected-mode", "yes")
 	} else {
 		line("protected-mode", "no")
@@ -186,7 +186,7 @@ func (r *Redis) config(cfg redisConfig) string {
 	for _, words := range cfg.extra {
 		line(words...)
 	}
-	line("bind", cmp.Or(cfg.host, "127.0.0.1"))
+	line("bind", cmp.Or(cfg.host, loopback))
 	line("port", strconv.Itoa(r.port))
 	return b.String()
 }

@@ -156,7 +156,7 @@ func StartZooKeeper(ctx context.Context, opts ...ZooKeeperOption) (*ZooKeeper, e
 }
 
 func zkOptions(opts []ZooKeeperOption) zkConfig {
-	cfg := zkConfig{host: "127.0.0.1", tickTime: 2 * time.Second}
+	cfg := zkConfig{host: loopback, tickTime: 2 * time.Second}
 	for _, o := range opts {
 		o(&cfg)
 	}
