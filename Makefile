@@ -93,8 +93,12 @@ run: manifests generate fmt vet ## Run a controller from your host.
 	go run ./cmd/manager
 
 .PHONY: demo
-demo: setup-envtest test-deps ## Start a local control plane, Redis and ZooKeeper, and run the manager against them.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./hack/demo
+demo: ## The demo: gated Jobs taking turns on a real local cluster (kubelet, containerd) with Redis and ZooKeeper.
+	hack/demo.sh
+
+.PHONY: demo-envtest
+demo-envtest: setup-envtest test-deps ## A quick demo without a kubelet: envtest's control plane, Redis, ZooKeeper and the manager.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./hack/demo-envtest
 
 .PHONY: docker-build
 docker-build: ## Build docker image with the manager.

@@ -14,300 +14,238 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command demo brings up a local control plane (kube-apiserver and etcd, as
-// envtest runs them), a Redis server and a ZooKeeper server on loopback ports,
-// installs the distlock CRD, runs the distlock manager against them and shows
-// the DistributedLocks it serves. It stops everything it started on exit.
-//
-// Run it with `make demo`, which provides the binaries first.
+// Command demo runs inside the local cluster's network namespace (see
+// hack/demo.sh, `make demo`): it installs distlock with config/default, starts
+// Redis and ZooKeeper on the node address, creates a DistributedLock and a Job
+// gated by it for each backend, and shows the pods taking turns with
+// `kubectl get distributedlocks -A -w` until every Job is complete.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
-	_ "github.com/distlock/distlock/internal/backend/redis"
-	_ "github.com/distlock/distlock/internal/backend/zookeeper"
-	"github.com/distlock/distlock/internal/backendpool"
-	"github.com/distlock/distlock/internal/controller"
 	"github.com/distlock/distlock/internal/testservers"
+	"github.com/distlock/distlock/test/e2e/framework"
 )
 
 func main() {
-	hold := flag.Duration("hold", 0, "keep everything running this long after the demo (0: stop at once; Ctrl-C stops early)")
-	workDir := flag.String("dir", filepath.Join("bin", "demo"), "directory for the demo's kubeconfig")
-	flag.Parse()
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *workDir, *hold); err != nil {
+	if err := run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func step(format string, args ...any) {
-	fmt.Printf("==> "+format+"\n", args...)
+func step(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
+
+// demoLock is one backend's lock and the Job gated by it.
+type demoLock struct {
+	backend string
+	ns      string
+	spec    locksv1alpha1.BackendSpec
 }
 
-func run(ctx context.Context, workDir string, hold time.Duration) error {
-	// The manager's own log goes to bin/demo/manager.log; the terminal shows
-	// the story.
-	if err := os.MkdirAll(workDir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", workDir, err)
-	}
-	logFile, err := os.Create(filepath.Join(workDir, "manager.log"))
+func run(ctx context.Context) error {
+	root, err := os.Getwd()
 	if err != nil {
-		return fmt.Errorf("creating the manager log: %w", err)
+		return fmt.Errorf("finding the repository: %w", err)
 	}
-	defer logFile.Close()
-	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(locksv1alpha1.AddToScheme(scheme))
-
-	step("starting kube-apiserver and etcd from %s", os.Getenv("KUBEBUILDER_ASSETS"))
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
-	}
-	cfg, err := env.Start()
+	s, err := framework.SettingsFromEnv(root)
 	if err != nil {
-		return fmt.Errorf("starting the control plane (run `make setup-envtest`): %w", err)
+		return err
 	}
-	defer func() {
-		step("stopping kube-apiserver and etcd")
-		_ = env.Stop()
-	}()
-
-	admin, err := env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, nil)
+	c, err := framework.NewClient()
 	if err != nil {
-		return fmt.Errorf("creating the demo user: %w", err)
-	}
-	kubeconfig, err := admin.KubeConfig()
-	if err != nil {
-		return fmt.Errorf("writing a kubeconfig: %w", err)
-	}
-	if err := os.MkdirAll(workDir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", workDir, err)
-	}
-	kubeconfigPath, err := filepath.Abs(filepath.Join(workDir, "kubeconfig"))
-	if err != nil {
-		return fmt.Errorf("resolving the kubeconfig path: %w", err)
-	}
-	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", kubeconfigPath, err)
+		return err
 	}
 
-	step("starting redis-server and ZooKeeper on loopback ports")
-	redis, err := testservers.StartRedis(ctx)
+	step("installing distlock with config/default (image %s)", s.Image)
+	if err := s.Deploy(ctx); err != nil {
+		return err
+	}
+
+	step("starting redis-server and ZooKeeper on the node address %s (inside the cluster's network namespace)", s.NodeIP)
+	redis, err := testservers.StartRedis(ctx, testservers.WithRedisHost(s.NodeIP))
 	if err != nil {
 		return fmt.Errorf("starting redis-server: %w", err)
 	}
 	defer func() { _ = redis.Stop() }()
-	zk, err := testservers.StartZooKeeper(ctx)
+	zk, err := testservers.StartZooKeeper(ctx, testservers.WithZooKeeperHost(s.NodeIP))
 	if err != nil {
 		return fmt.Errorf("starting ZooKeeper: %w", err)
 	}
 	defer func() { _ = zk.Stop() }()
-	step("redis-server on %s, ZooKeeper on %s", redis.Addr, zk.Addr)
 
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	locks := []demoLock{
+		{"redis", "demo-redis", locksv1alpha1.BackendSpec{Redis: &locksv1alpha1.RedisBackend{Address: redis.Addr}}},
+		{"zookeeper", "demo-zookeeper", locksv1alpha1.BackendSpec{ZooKeeper: &locksv1alpha1.ZooKeeperBackend{Servers: []string{zk.Addr}}}},
+	}
+	for _, l := range locks {
+		step("namespace %s: DistributedLock nightly-report (%s at %s) and Job nightly-report (3 pods, gated by the waiter)",
+			l.ns, l.backend, backendAddr(l.spec))
+		if err := createDemo(ctx, c, s, l); err != nil {
+			return err
+		}
+	}
+
+	step("kubectl get distributedlocks -A -w   (one line per change, until every Job is complete)")
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watch := exec.CommandContext(watchCtx, s.Kubectl, "get", "distributedlocks", "-A", "-w")
+	watch.Stdout, watch.Stderr = os.Stdout, os.Stderr
+	if err := watch.Start(); err != nil {
+		stopWatch()
+		return fmt.Errorf("starting kubectl get -w: %w", err)
+	}
+	err = waitForJobs(ctx, c, s, locks)
+	stopWatch()
+	_ = watch.Wait()
 	if err != nil {
-		return fmt.Errorf("creating a client: %w", err)
-	}
-	const ns = "distlock-demo"
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		return fmt.Errorf("creating namespace %s: %w", ns, err)
-	}
-	locks := []*locksv1alpha1.DistributedLock{
-		{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly-report-redis"},
-			Spec: locksv1alpha1.DistributedLockSpec{Backend: locksv1alpha1.BackendSpec{
-				Redis: &locksv1alpha1.RedisBackend{Address: redis.Addr},
-			}},
-		},
-		{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly-report-zookeeper"},
-			Spec: locksv1alpha1.DistributedLockSpec{Backend: locksv1alpha1.BackendSpec{
-				ZooKeeper: &locksv1alpha1.ZooKeeperBackend{Servers: []string{zk.Addr}},
-			}},
-		},
-	}
-	for _, lock := range locks {
-		step("creating DistributedLock %s/%s", lock.Namespace, lock.Name)
-		if err := c.Create(ctx, lock); err != nil {
-			return fmt.Errorf("creating DistributedLock %s: %w", lock.Name, err)
-		}
-	}
-
-	step("starting the distlock manager")
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  controller.CacheOptions(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		return fmt.Errorf("creating the manager: %w", err)
-	}
-	backends := &backendpool.Pool{}
-	defer backends.Close()
-	if err := (&controller.DistributedLockReconciler{
-		Client:    mgr.GetClient(),
-		Scheme:    scheme,
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("distlock"),
-		Backends:  backends,
-		ClusterID: "demo",
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the controller: %w", err)
-	}
-	mgrCtx, stopManager := context.WithCancel(ctx)
-	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- mgr.Start(mgrCtx) }()
-	defer func() {
-		stopManager()
-		if err := <-mgrDone; err != nil {
-			fmt.Fprintf(os.Stderr, "demo: the manager stopped with an error: %v\n", err)
-		}
-	}()
-	syncCtx, cancelSync := context.WithTimeout(ctx, 30*time.Second)
-	defer cancelSync()
-	if !mgr.GetCache().WaitForCacheSync(syncCtx) {
-		return errors.New("the manager's cache did not sync within 30s")
-	}
-
-	kubectl := func(args ...string) error {
-		bin := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
-		cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", kubeconfigPath, "-n", ns}, args...)...)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("running kubectl %v: %w", args, err)
-		}
-		return nil
-	}
-
-	if err := takeTurns(ctx, c, ns, locks, kubectl); err != nil {
 		return err
 	}
 
-	if hold > 0 {
-		step("holding for %s; meanwhile try:\n    %s --kubeconfig %s get distributedlocks -A", hold,
-			filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl"), kubeconfigPath)
+	step("every Job is complete. What the workers recorded in their critical sections (bin/e2e/records):")
+	for _, l := range locks {
+		data, err := os.ReadFile(filepath.Join(s.RecordDir, l.ns, "record.log"))
+		if err != nil {
+			return fmt.Errorf("reading the record: %w", err)
+		}
+		fmt.Printf("--- %s\n", l.ns)
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			fmt.Println(readable(line))
+		}
+	}
+	step("kubectl get distributedlocks -A (final state)")
+	out, err := framework.Run(ctx, nil, s.Kubectl, "get", "distributedlocks", "-A")
+	fmt.Print(out)
+	if err != nil {
+		return err
+	}
+
+	if hold, _ := time.ParseDuration(os.Getenv("DEMO_HOLD")); hold > 0 {
+		step("holding for %s (Ctrl-C ends it). In another terminal:\n"+
+			"    hack/local-cluster.sh kubectl get distributedlocks -A\n"+
+			"    hack/local-cluster.sh kubectl get events.events.k8s.io -n demo-redis\n"+
+			"    hack/local-cluster.sh kubectl logs -n demo-redis job/nightly-report -c wait-for-lock", hold)
 		select {
 		case <-ctx.Done():
 		case <-time.After(hold):
 		}
 	}
-	step("cleaning up: everything the demo started is stopped on exit")
+	step("done: hack/demo.sh now tears the cluster down (if it was interrupted: hack/local-cluster.sh down)")
 	return nil
 }
 
-// takeTurns creates three pods per lock and lets them take turns, showing
-// `kubectl get distributedlocks` at every turn. This demo has no kubelet: it
-// plays the kubelet's part and reports the pods' phases itself (make
-// test-e2e runs real containers on a real node).
-func takeTurns(ctx context.Context, c client.Client, ns string, locks []*locksv1alpha1.DistributedLock,
-	kubectl func(args ...string) error) error {
-	step("creating three pods per lock that ask for it (label %s)", locksv1alpha1.LockLabel)
-	pods := map[string][]*corev1.Pod{}
-	for _, lock := range locks {
-		for i := range 3 {
-			pod := &corev1.Pod{
-				ObjectMeta: metav1.ObjectMeta{
-					Namespace: ns, Name: fmt.Sprintf("%s-worker-%d", lock.Name, i),
-					Labels: map[string]string{locksv1alpha1.LockLabel: lock.Name},
-				},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "work", Image: "busybox"}}},
-			}
-			if err := c.Create(ctx, pod); err != nil {
-				return fmt.Errorf("creating pod %s: %w", pod.Name, err)
-			}
-			pods[lock.Name] = append(pods[lock.Name], pod)
-		}
+// readable turns a record line "start <unix nanoseconds> <pod> <token>" into
+// "13:25:12.492 start nightly-report-545fx (fencing token 1)".
+func readable(line string) string {
+	f := strings.Fields(line)
+	if len(f) != 4 {
+		return line
 	}
-	for turn := range 3 {
-		if err := waitForHolders(ctx, c, locks, pods, turn); err != nil {
-			return err
-		}
-		step("turn %d: kubectl get distributedlocks -o wide", turn+1)
-		if err := kubectl("get", "distributedlocks", "-o", "wide"); err != nil {
-			return err
-		}
-		step("the holders finish (the demo marks them Succeeded)")
-		for _, lock := range locks {
-			holder := pods[lock.Name][turn]
-			patch := client.RawPatch(types.MergePatchType, []byte(`{"status":{"phase":"Succeeded"}}`))
-			if err := c.Status().Patch(ctx, holder, patch); err != nil {
-				return fmt.Errorf("finishing pod %s: %w", holder.Name, err)
-			}
-		}
+	ns, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return line
 	}
-	if err := waitForHolders(ctx, c, locks, pods, 3); err != nil {
+	return fmt.Sprintf("%s  %-5s  %s  (fencing token %s)", time.Unix(0, ns).Format("15:04:05.000"), f[0], f[2], f[3])
+}
+
+func backendAddr(spec locksv1alpha1.BackendSpec) string {
+	if spec.Redis != nil {
+		return spec.Redis.Address
+	}
+	return strings.Join(spec.ZooKeeper.Servers, ",")
+}
+
+func createDemo(ctx context.Context, c client.Client, s framework.Settings, l demoLock) error {
+	if err := framework.PrepareNamespace(ctx, c, l.ns); err != nil {
 		return err
 	}
-	step("all pods had their turn: kubectl get distributedlocks")
-	if err := kubectl("get", "distributedlocks"); err != nil {
-		return err
+	recordDir := filepath.Join(s.RecordDir, l.ns)
+	if err := os.MkdirAll(recordDir, 0o777); err != nil {
+		return fmt.Errorf("creating %s: %w", recordDir, err)
 	}
-	step("kubectl get events.events.k8s.io (the lock's and the pods' story)")
-	if err := kubectl("get", "events.events.k8s.io", "--sort-by=.metadata.creationTimestamp", "-o",
-		"custom-columns=OBJECT:.regarding.name,REASON:.reason,MESSAGE:.note"); err != nil {
-		return err
+	_ = os.Remove(filepath.Join(recordDir, "record.log"))
+	lock := &locksv1alpha1.DistributedLock{
+		ObjectMeta: metav1.ObjectMeta{Namespace: l.ns, Name: "nightly-report"},
+		Spec:       locksv1alpha1.DistributedLockSpec{Backend: l.spec},
+	}
+	if err := c.Create(ctx, lock); err != nil {
+		return fmt.Errorf("creating the DistributedLock: %w", err)
+	}
+	job := s.GatedJob(l.ns, "nightly-report", lock.Name, recordDir, 3, 3, 4*time.Second)
+	if err := c.Create(ctx, job); err != nil {
+		return fmt.Errorf("creating the Job: %w", err)
 	}
 	return nil
 }
 
-// waitForHolders waits until each lock is held by its pod number turn, or is
-// free when every pod has had its turn.
-func waitForHolders(ctx context.Context, c client.Client, locks []*locksv1alpha1.DistributedLock,
-	pods map[string][]*corev1.Pod, turn int) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for _, lock := range locks {
-		want := ""
-		if turn < len(pods[lock.Name]) {
-			want = pods[lock.Name][turn].Name
+// holdersRunWhileOthersWait reports whether every lock's holder is running
+// its main container while other pods wait for the lock.
+func holdersRunWhileOthersWait(ctx context.Context, c client.Client, locks []demoLock) bool {
+	for _, l := range locks {
+		var lock locksv1alpha1.DistributedLock
+		if err := c.Get(ctx, client.ObjectKey{Namespace: l.ns, Name: "nightly-report"}, &lock); err != nil ||
+			len(lock.Status.Holders) == 0 || lock.Status.WaitingCount == 0 {
+			return false
 		}
-		for {
-			var got locksv1alpha1.DistributedLock
-			if err := c.Get(ctx, client.ObjectKeyFromObject(lock), &got); err != nil {
-				return fmt.Errorf("reading lock %s: %w", lock.Name, err)
-			}
-			holder := ""
-			if len(got.Status.Holders) > 0 {
-				holder = got.Status.Holders[0].Pod
-			}
-			if holder == want {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("lock %s: holder is %q after 30s; want %q", lock.Name, holder, want)
-			}
-			time.Sleep(50 * time.Millisecond)
+		var pod corev1.Pod
+		if err := c.Get(ctx, client.ObjectKey{Namespace: l.ns, Name: lock.Status.Holders[0].Pod}, &pod); err != nil ||
+			pod.Status.Phase != corev1.PodRunning {
+			return false
 		}
 	}
-	return nil
+	return true
+}
+
+// waitForJobs waits until every demo Job is complete, showing the pods once
+// while one holds the lock and the others wait in their init container.
+func waitForJobs(ctx context.Context, c client.Client, s framework.Settings, locks []demoLock) error {
+	deadline := time.Now().Add(10 * time.Minute)
+	shownPods := false // a snapshot of the pods while one holds and others wait
+	for {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted: %w", ctx.Err())
+		}
+		done := 0
+		for _, l := range locks {
+			ok, err := framework.JobDone(ctx, c, l.ns, "nightly-report")
+			if err != nil {
+				return err
+			}
+			if ok {
+				done++
+			}
+		}
+		if done == len(locks) {
+			return nil
+		}
+		if !shownPods && holdersRunWhileOthersWait(ctx, c, locks) {
+			shownPods = true
+			out, err := framework.Run(ctx, nil, s.Kubectl, "get", "pods", "-A", "-l", locksv1alpha1.LockLabel)
+			fmt.Printf("\n--- meanwhile, kubectl get pods -A -l %s:\n%s---\n", locksv1alpha1.LockLabel, out)
+			if err != nil {
+				return err
+			}
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the Jobs did not complete within 10 minutes")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }

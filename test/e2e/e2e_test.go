@@ -26,11 +26,8 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -38,129 +35,45 @@ import (
 	"testing"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 	"github.com/distlock/distlock/internal/testservers"
+	"github.com/distlock/distlock/test/e2e/framework"
 )
 
-// env reads a required setting, provided by hack/test-e2e.sh.
-func env(t *testing.T, name string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		t.Fatalf("%s is not set: run the end-to-end tests with `make test-e2e`", name)
-	}
-	return v
-}
-
 type suite struct {
-	c           client.Client
-	kubectl     string
-	kustomize   string
-	nodeIP      string
-	image       string
-	workerImage string
-	recordDir   string
-	root        string
+	framework.Settings
+	c client.Client
 }
 
 func newSuite(t *testing.T) *suite {
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(locksv1alpha1.AddToScheme(scheme))
-	cfg, err := config.GetConfig()
-	if err != nil {
-		t.Fatalf("loading the kubeconfig: %v", err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatalf("creating a client: %v", err)
-	}
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &suite{
-		c:           c,
-		kubectl:     env(t, "DISTLOCK_E2E_KUBECTL"),
-		kustomize:   env(t, "DISTLOCK_E2E_KUSTOMIZE"),
-		nodeIP:      env(t, "DISTLOCK_E2E_NODE_IP"),
-		image:       env(t, "DISTLOCK_E2E_IMAGE"),
-		workerImage: env(t, "DISTLOCK_E2E_WORKER_IMAGE"),
-		recordDir:   env(t, "DISTLOCK_E2E_RECORD_DIR"),
-		root:        root,
+	settings, err := framework.SettingsFromEnv(root)
+	if err != nil {
+		t.Fatal(err)
 	}
+	c, err := framework.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &suite{Settings: settings, c: c}
 }
 
-func (s *suite) run(t *testing.T, stdin []byte, name string, args ...string) string {
+func (s *suite) run(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// deploy installs distlock with config/default, the manifests a user
-// applies, with the image replaced by the locally built one.
-func (s *suite) deploy(t *testing.T) {
-	// kustomize accepts only relative resource paths: the overlay lives in
-	// bin/ (ignored by git) and points at config/default relatively.
-	overlay := filepath.Join(s.root, "bin", "e2e", "overlay")
-	if err := os.MkdirAll(overlay, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	base, err := filepath.Rel(overlay, filepath.Join(s.root, "config", "default"))
+	out, err := framework.Run(context.Background(), nil, name, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kustomization := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-- %s
-images:
-- name: controller
-  newName: %s
-  newTag: %s
-patches:
-- target: {kind: Deployment, name: distlock-controller-manager}
-  patch: |-
-    - op: add
-      path: /spec/template/spec/containers/0/imagePullPolicy
-      value: Never
-    # The image assembled without Docker names no USER; the Deployment
-    # requires a non-root one, as distroless's nonroot user is.
-    - op: add
-      path: /spec/template/spec/securityContext/runAsUser
-      value: 65532
-`, base, imageName(s.image), imageTag(s.image))
-	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	manifests := s.run(t, nil, s.kustomize, "build", overlay)
-	s.run(t, []byte(manifests), s.kubectl, "apply", "--server-side", "-f", "-")
-	s.run(t, nil, s.kubectl, "-n", "distlock-system", "rollout", "status", "deployment/distlock-controller-manager", "--timeout=3m")
+	return out
 }
-
-func imageName(ref string) string { return ref[:strings.LastIndex(ref, ":")] }
-func imageTag(ref string) string  { return ref[strings.LastIndex(ref, ":")+1:] }
 
 type backendCase struct {
 	name string
@@ -169,12 +82,14 @@ type backendCase struct {
 
 func TestJobsGatedByALockTakeTurns(t *testing.T) {
 	s := newSuite(t)
-	s.deploy(t)
+	if err := s.Deploy(context.Background()); err != nil {
+		t.Fatalf("deploying distlock with config/default: %v", err)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	redis := testservers.NewRedis(t, testservers.WithRedisHost(s.nodeIP))
-	zk := testservers.NewZooKeeper(t, testservers.WithZooKeeperHost(s.nodeIP))
+	redis := testservers.NewRedis(t, testservers.WithRedisHost(s.NodeIP))
+	zk := testservers.NewZooKeeper(t, testservers.WithZooKeeperHost(s.NodeIP))
 	cases := []backendCase{
 		{"redis", func() locksv1alpha1.BackendSpec {
 			return locksv1alpha1.BackendSpec{Redis: &locksv1alpha1.RedisBackend{Address: redis.Addr}}
@@ -190,15 +105,11 @@ func TestJobsGatedByALockTakeTurns(t *testing.T) {
 
 func (s *suite) jobsTakeTurns(ctx context.Context, t *testing.T, bc backendCase) {
 	ns := "e2e-" + bc.name
-	s.mustCreate(ctx, t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	if err := framework.PrepareNamespace(ctx, s.c, ns); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		_ = s.c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	})
-	s.mustCreate(ctx, t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "distlock-waiter"}})
-	s.mustCreate(ctx, t, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "distlock-waiter"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "distlock-waiter"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "distlock-waiter", Namespace: ns}},
 	})
 	s.mustCreate(ctx, t, &locksv1alpha1.DistributedLock{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "report"},
@@ -207,7 +118,7 @@ func (s *suite) jobsTakeTurns(ctx context.Context, t *testing.T, bc backendCase)
 			LeaseDuration: &metav1.Duration{Duration: 10 * time.Second},
 		},
 	})
-	recordDir := filepath.Join(s.recordDir, bc.name)
+	recordDir := filepath.Join(s.RecordDir, bc.name)
 	if err := os.MkdirAll(recordDir, 0o777); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +126,7 @@ func (s *suite) jobsTakeTurns(ctx context.Context, t *testing.T, bc backendCase)
 
 	jobs := map[string]int32{"nightly": 4, "adhoc": 2}
 	for name, completions := range jobs {
-		s.mustCreate(ctx, t, s.gatedJob(ns, name, "report", recordDir, completions))
+		s.mustCreate(ctx, t, s.GatedJob(ns, name, "report", recordDir, 2, completions, 3*time.Second))
 	}
 
 	// While one pod holds the lock the others wait in Init: show it.
@@ -224,9 +135,9 @@ func (s *suite) jobsTakeTurns(ctx context.Context, t *testing.T, bc backendCase)
 	})
 	// Show it once the holder is inside its critical section.
 	s.waitRecord(ctx, t, recordDir, "start", lock.Status.Holders[0].Pod)
-	t.Logf("kubectl get distributedlocks -n %s:\n%s", ns, s.run(t, nil, s.kubectl, "get", "distributedlocks", "-n", ns, "-o", "wide"))
-	t.Logf("kubectl get pods -n %s:\n%s", ns, s.run(t, nil, s.kubectl, "get", "pods", "-n", ns, "-o", "wide"))
-	pods := s.run(t, nil, s.kubectl, "get", "pods", "-n", ns)
+	t.Logf("kubectl get distributedlocks -n %s:\n%s", ns, s.run(t, s.Kubectl, "get", "distributedlocks", "-n", ns, "-o", "wide"))
+	t.Logf("kubectl get pods -n %s:\n%s", ns, s.run(t, s.Kubectl, "get", "pods", "-n", ns, "-o", "wide"))
+	pods := s.run(t, s.Kubectl, "get", "pods", "-n", ns)
 	if !strings.Contains(pods, "Init:0/1") {
 		t.Errorf("no pod waits in its init container while %s holds the lock:\n%s", lock.Status.Holders[0].Pod, pods)
 	}
@@ -242,8 +153,8 @@ func (s *suite) jobsTakeTurns(ctx context.Context, t *testing.T, bc backendCase)
 	s.waitRecord(ctx, t, recordDir, "start", holder)
 	s.deletePod(ctx, t, ns, holder)
 
-	for name, completions := range jobs {
-		s.waitJobComplete(ctx, t, ns, name, completions)
+	for name := range jobs {
+		s.waitJobComplete(ctx, t, ns, name)
 	}
 	s.waitLock(ctx, t, ns, "report", "free after every Job completed", func(l *locksv1alpha1.DistributedLock) bool {
 		return len(l.Status.Holders) == 0 && l.Status.WaitingCount == 0
@@ -268,55 +179,6 @@ func (s *suite) mustCreate(ctx context.Context, t *testing.T, obj client.Object)
 	}
 }
 
-// gatedJob is a Job whose pods wait for the lock in an init container (the
-// waiter, from the distlock image) and then run the worker.
-func (s *suite) gatedJob(ns, name, lockName, recordDir string, completions int32) *batchv1.Job {
-	fieldEnv := func(name, path string) corev1.EnvVar {
-		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
-	}
-	podEnv := []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"), fieldEnv("POD_UID", "metadata.uid")}
-	tokenMount := corev1.VolumeMount{Name: "distlock", MountPath: "/distlock"}
-	return &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: batchv1.JobSpec{
-			Parallelism:  ptr.To[int32](2),
-			Completions:  ptr.To(completions),
-			BackoffLimit: ptr.To[int32](6),
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{locksv1alpha1.LockLabel: lockName}},
-				Spec: corev1.PodSpec{
-					ServiceAccountName:            "distlock-waiter",
-					RestartPolicy:                 corev1.RestartPolicyNever,
-					TerminationGracePeriodSeconds: ptr.To[int64](10),
-					InitContainers: []corev1.Container{{
-						Name:            "wait-for-lock",
-						Image:           s.image,
-						ImagePullPolicy: corev1.PullNever,
-						Command:         []string{"/waiter"},
-						Args:            []string{"--lock", lockName, "--timeout", "10m"},
-						Env:             podEnv,
-						VolumeMounts:    []corev1.VolumeMount{tokenMount},
-					}},
-					Containers: []corev1.Container{{
-						Name:            "work",
-						Image:           s.workerImage,
-						ImagePullPolicy: corev1.PullNever,
-						Command:         []string{"/worker", "--hold", "3s"},
-						Env:             podEnv,
-						VolumeMounts:    []corev1.VolumeMount{tokenMount, {Name: "record", MountPath: "/record"}},
-					}},
-					Volumes: []corev1.Volume{
-						{Name: "distlock", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-						{Name: "record", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
-							Path: recordDir, Type: ptr.To(corev1.HostPathDirectory),
-						}}},
-					},
-				},
-			},
-		},
-	}
-}
-
 func (s *suite) waitLock(ctx context.Context, t *testing.T, ns, name, what string, cond func(*locksv1alpha1.DistributedLock) bool) *locksv1alpha1.DistributedLock {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
@@ -328,7 +190,7 @@ func (s *suite) waitLock(ctx context.Context, t *testing.T, ns, name, what strin
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("lock %s/%s not %s within 3m (err %v); status %+v\npods:\n%s", ns, name, what, err, lock.Status,
-				s.run(t, nil, s.kubectl, "get", "pods", "-n", ns, "-o", "wide"))
+				s.run(t, s.Kubectl, "get", "pods", "-n", ns, "-o", "wide"))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -343,25 +205,19 @@ func (s *suite) deletePod(ctx context.Context, t *testing.T, ns, name string) {
 	t.Logf("deleted pod %s", name)
 }
 
-func (s *suite) waitJobComplete(ctx context.Context, t *testing.T, ns, name string, completions int32) {
+func (s *suite) waitJobComplete(ctx context.Context, t *testing.T, ns, name string) {
 	t.Helper()
 	deadline := time.Now().Add(8 * time.Minute)
 	for {
-		var job batchv1.Job
-		if err := s.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &job); err != nil {
-			t.Fatalf("reading job %s: %v", name, err)
+		done, err := framework.JobDone(ctx, s.c, ns, name)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if job.Status.Succeeded >= completions {
+		if done {
 			return
 		}
-		for _, c := range job.Status.Conditions {
-			if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
-				t.Fatalf("job %s failed: %s", name, c.Message)
-			}
-		}
 		if time.Now().After(deadline) {
-			t.Fatalf("job %s: %d of %d completions after 8m\npods:\n%s", name, job.Status.Succeeded, completions,
-				s.run(t, nil, s.kubectl, "get", "pods", "-n", ns, "-o", "wide"))
+			t.Fatalf("job %s not complete after 8m\npods:\n%s", name, s.run(t, s.Kubectl, "get", "pods", "-n", ns, "-o", "wide"))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
