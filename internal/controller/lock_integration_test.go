@@ -721,3 +721,30 @@ func TestAPodNamingAMissingLockGetsAnEventAndIsGrantedOnceItExists(t *testing.T)
 		waitLock(ctx, t, ns, "later", "granted to early", holderIs("early"))
 	})
 }
+
+func TestAHolderPastMaxHoldDurationIsStoppedAndTheLockPassesOn(t *testing.T) {
+	bc := backendCases()[0]
+	ctx := testContext(t)
+	ns := newTestNamespace(ctx, t)
+	startController(t, ns)
+	newLock(ctx, t, ns, "bounded", bc, func(l *locksv1alpha1.DistributedLock) {
+		l.Spec.LeaseDuration = &metav1.Duration{Duration: 5 * time.Second}
+		l.Spec.MaxHoldDuration = &metav1.Duration{Duration: 5 * time.Second}
+	})
+	newPod(ctx, t, ns, "slow", "bounded")
+	acquired := waitLock(ctx, t, ns, "bounded", "held by slow", holderIs("slow")).Status.Holders[0].AcquiredAt
+	newPod(ctx, t, ns, "next", "bounded")
+
+	lock := waitLock(ctx, t, ns, "bounded", "passed to next after slow overstayed", holderIs("next"))
+	if held := lock.Status.Holders[0].AcquiredAt.Sub(acquired.Time); held < 5*time.Second {
+		t.Errorf("the lock passed on after %v; want no earlier than maxHoldDuration (5s)", held)
+	}
+	note := waitEvent(ctx, t, ns, "Pod", "slow", locksv1alpha1.ReasonMaxHoldExceeded)
+	if !strings.Contains(note, "maxHoldDuration") {
+		t.Errorf("MaxHoldExceeded event %q does not say why", note)
+	}
+	var gone corev1.Pod
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "slow"}, &gone); !apierrors.IsNotFound(err) {
+		t.Errorf("the pod that overstayed still exists (err %v)", err)
+	}
+}
