@@ -19,12 +19,16 @@ package controller
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 	"github.com/distlock/distlock/internal/testservers"
@@ -198,4 +202,58 @@ func TestCustomKeysNeedTheManagersPermission(t *testing.T) {
 			t.Errorf("nothing held under the custom key")
 		}
 	})
+}
+
+// faultyPodReader is the manager's API reader with a switch that makes pod
+// reads fail, as they would while the API server is overloaded or the
+// controller's permissions are broken.
+type faultyPodReader struct {
+	client.Reader
+	fail atomic.Bool
+}
+
+func (r *faultyPodReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, isPod := obj.(*corev1.Pod); isPod && r.fail.Load() {
+		return apierrors.NewServiceUnavailable("injected: pods cannot be read")
+	}
+	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+func TestWhenTheHolderCannotBeFoundTheControllerFailsClosed(t *testing.T) {
+	bc := backendCases()[0]
+	ctx := testContext(t)
+	ns := newTestNamespace(ctx, t)
+	reader := &faultyPodReader{}
+	startController(t, ns, func(r *DistributedLockReconciler) {
+		reader.Reader = r.APIReader
+		r.APIReader = reader
+	})
+	newLock(ctx, t, ns, "careful", bc)
+	holder := newPod(ctx, t, ns, "holder", "careful")
+	waitLock(ctx, t, ns, "careful", "held by holder", holderIs("holder"))
+	newPod(ctx, t, ns, "waiter", "careful")
+
+	// The holder drops its label: it leaves the controller's pod cache, but
+	// it still runs and still holds the lock. Reading it fails.
+	reader.fail.Store(true)
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"distlock.io/lock":null}}}`))
+	if err := k8sClient.Patch(ctx, holder, patch); err != nil {
+		t.Fatalf("removing the holder's label: %v", err)
+	}
+	waitLock(ctx, t, ns, "careful", "failing closed", func(l *locksv1alpha1.DistributedLock) bool {
+		return heldReason(locksv1alpha1.ReasonUnknownHolder)(l) && holderIs("holder")(l) &&
+			conditionReason(locksv1alpha1.ConditionReady, locksv1alpha1.ReasonUnknownHolder)(l)
+	})
+	if n := countEvents(ctx, t, ns, "Pod", "waiter", locksv1alpha1.ReasonGranted); n != 0 {
+		t.Fatalf("the waiter was granted the lock while the controller could not tell whether the holder ran")
+	}
+
+	// Reading works again: the unlabelled holder still runs, so it keeps the
+	// lock until it finishes.
+	reader.fail.Store(false)
+	waitLock(ctx, t, ns, "careful", "held by holder again", func(l *locksv1alpha1.DistributedLock) bool {
+		return heldReason(locksv1alpha1.ReasonGranted)(l) && holderIs("holder")(l)
+	})
+	setPhase(ctx, t, holder, corev1.PodSucceeded)
+	waitLock(ctx, t, ns, "careful", "passed to waiter", holderIs("waiter"))
 }
