@@ -35,6 +35,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -813,6 +814,10 @@ func (r *DistributedLockReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&locksv1alpha1.DistributedLock{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(lockForPod)).
 		Named("distributedlock").
+		// Locks are independent: one whose backend is slow to answer must not
+		// delay another's handoff. A single lock is never reconciled twice at
+		// once.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
 }
 
