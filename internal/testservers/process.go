@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -324,4 +325,152 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, d)
+}
+
+// lifecycle is the process management that Redis and ZooKeeper share: the
+// running process and the Stop, Kill, Restart, Pause and Resume logic. The
+// server types embed it, fill in its hooks before the first start and wrap
+// its methods with their documented exported ones. Its methods are safe for
+// concurrent use.
+type lifecycle struct {
+	// name names the kind of server in restart errors, e.g. "redis-server".
+	name string
+	// describe names this server in error messages.
+	describe func() string
+	// start launches the server process, waits until it is ready and sets
+	// proc (see setRunningLocked). It is called with mu held.
+	start func(ctx context.Context) error
+	// removeDir removes the server's directory, which dirName names in
+	// errors ("redis directory"). stop calls it after the process has ended.
+	removeDir func() error
+	dirName   string
+	// startTimeout bounds a restart when the caller's context has no
+	// earlier deadline.
+	startTimeout time.Duration
+	// retryDelay is the pause before a restart is retried because the port
+	// is still in use.
+	retryDelay time.Duration
+
+	mu      sync.Mutex
+	proc    *process // nil when not running
+	paused  bool     // proc is stopped by pause
+	stopped bool     // stop has been called; the directory is gone
+}
+
+// setRunningLocked records p as the running, unpaused server process. mu
+// must be held.
+func (l *lifecycle) setRunningLocked(p *process) {
+	l.proc = p
+	l.paused = false
+}
+
+// stop shuts the process down gracefully, waits for it to exit and removes
+// the directory. It is idempotent; afterwards restart fails with
+// ErrStopped.
+func (l *lifecycle) stop() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return nil
+	}
+	l.stopped = true
+	var errs []error
+	if l.proc != nil {
+		if err := l.proc.stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping %s: %w", l.describe(), err))
+		}
+		l.proc = nil
+	}
+	if err := l.removeDir(); err != nil {
+		errs = append(errs, fmt.Errorf("removing %s: %w", l.dirName, err))
+	}
+	return errors.Join(errs...)
+}
+
+// kill crashes the process with SIGKILL and waits for it to exit. Killing a
+// server that is not running does nothing.
+func (l *lifecycle) kill() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.proc == nil {
+		return nil
+	}
+	err := l.proc.kill()
+	l.proc = nil
+	if err != nil {
+		return fmt.Errorf("killing %s: %w", l.describe(), err)
+	}
+	return nil
+}
+
+// restart shuts a running process down gracefully and starts the server
+// again, retrying after retryDelay while its port is still in use. ctx
+// bounds the start (by default startTimeout).
+func (l *lifecycle) restart(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return fmt.Errorf("restarting %s: %w", l.describe(), ErrStopped)
+	}
+	if l.proc != nil {
+		if err := l.proc.stop(); err != nil {
+			return fmt.Errorf("restarting %s: %w", l.describe(), err)
+		}
+		l.proc = nil
+	}
+	ctx, cancel := withDefaultTimeout(ctx, l.startTimeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		err := l.start(ctx)
+		if err == nil {
+			return nil
+		}
+		if !isPortInUse(err) || attempt == startAttempts || ctx.Err() != nil {
+			return fmt.Errorf("restarting %s: %w", l.name, err)
+		}
+		time.Sleep(l.retryDelay)
+	}
+}
+
+// pause freezes the process with SIGSTOP.
+func (l *lifecycle) pause() error {
+	return l.signal("pausing", syscall.SIGSTOP)
+}
+
+// resume lets a paused process continue (SIGCONT).
+func (l *lifecycle) resume() error {
+	return l.signal("resuming", syscall.SIGCONT)
+}
+
+// signal sends sig to the process group; verb describes it in errors. It
+// fails with ErrNotRunning when there is no running process.
+func (l *lifecycle) signal(verb string, sig syscall.Signal) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.proc == nil || l.proc.exited() {
+		return fmt.Errorf("%s %s: %w", verb, l.describe(), ErrNotRunning)
+	}
+	if err := l.proc.signalGroup(sig); err != nil {
+		return fmt.Errorf("%s %s: %w", verb, l.describe(), err)
+	}
+	l.paused = sig == syscall.SIGSTOP
+	return nil
+}
+
+// running reports whether the server process is running and not paused.
+func (l *lifecycle) running() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.proc != nil && !l.proc.exited() && !l.paused
+}
+
+// pid returns the process id of the running server, or 0 if it is not
+// running.
+func (l *lifecycle) pid() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.proc == nil {
+		return 0
+	}
+	return l.proc.pid()
 }

@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -42,9 +40,7 @@ type Redis struct {
 	bin  string
 	port int
 
-	mu      sync.Mutex
-	proc    *process // nil when not running
-	stopped bool     // Stop has been called; Dir is gone
+	lifecycle
 }
 
 // RedisOption configures StartRedis and NewRedis.
@@ -133,6 +129,7 @@ func startRedisOnce(ctx context.Context, bin string, cfg redisConfig) (*Redis, e
 		bin:          bin,
 		port:         ports[0],
 	}
+	r.initLifecycle()
 	if err := os.WriteFile(r.confPath(), []byte(r.config(cfg)), 0o600); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("writing redis.conf: %w", err)
@@ -144,6 +141,22 @@ func startRedisOnce(ctx context.Context, bin string, cfg redisConfig) (*Redis, e
 		return nil, err
 	}
 	return r, nil
+}
+
+// initLifecycle sets up the process management shared with ZooKeeper.
+func (r *Redis) initLifecycle() {
+	r.lifecycle = lifecycle{
+		name:         "redis-server",
+		describe:     func() string { return "redis-server on " + r.Addr },
+		start:        r.startLocked,
+		dirName:      "redis directory",
+		removeDir:    func() error { return os.RemoveAll(r.Dir) },
+		startTimeout: redisStartTimeout,
+		// The old socket is normally free at once (redis uses
+		// SO_REUSEADDR); a restart is retried briefly in case the port is
+		// still held.
+		retryDelay: 200 * time.Millisecond,
+	}
 }
 
 func (r *Redis) confPath() string { return filepath.Join(r.Dir, "redis.conf") }
@@ -226,7 +239,7 @@ func (r *Redis) startLocked(ctx context.Context) error {
 		}
 		return err
 	}
-	r.proc = p
+	r.setRunningLocked(p)
 	return nil
 }
 
@@ -308,110 +321,31 @@ func (r *Redis) ping(ctx context.Context, pid int) error {
 // Stop shuts the server down (SIGTERM, then SIGKILL after 5 s), waits for
 // it to exit and removes Dir. Stop is idempotent; after Stop the server
 // cannot be restarted.
-func (r *Redis) Stop() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return nil
-	}
-	r.stopped = true
-	var errs []error
-	if r.proc != nil {
-		if err := r.proc.stop(); err != nil {
-			errs = append(errs, fmt.Errorf("stopping redis-server on %s: %w", r.Addr, err))
-		}
-		r.proc = nil
-	}
-	if err := os.RemoveAll(r.Dir); err != nil {
-		errs = append(errs, fmt.Errorf("removing redis directory: %w", err))
-	}
-	return errors.Join(errs...)
-}
+func (r *Redis) Stop() error { return r.stop() }
 
 // Kill crashes the server with SIGKILL and waits for it to exit. Dir is
 // kept, so Restart can bring the server back. Killing a server that is not
 // running does nothing.
-func (r *Redis) Kill() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.proc == nil {
-		return nil
-	}
-	err := r.proc.kill()
-	r.proc = nil
-	if err != nil {
-		return fmt.Errorf("killing redis-server on %s: %w", r.Addr, err)
-	}
-	return nil
-}
+func (r *Redis) Kill() error { return r.kill() }
 
 // Restart starts the server again on the same address with the same
 // directory and configuration, and returns once it answers PING. A running
 // server is shut down gracefully first; after Kill it is simply started.
 // Without persistence (the default) the data is gone afterwards, as after a
 // real crash. ctx bounds the start (by default 30 s).
-func (r *Redis) Restart(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return fmt.Errorf("restarting redis-server on %s: %w", r.Addr, ErrStopped)
-	}
-	if r.proc != nil {
-		if err := r.proc.stop(); err != nil {
-			return fmt.Errorf("restarting redis-server on %s: %w", r.Addr, err)
-		}
-		r.proc = nil
-	}
-	ctx, cancel := withDefaultTimeout(ctx, redisStartTimeout)
-	defer cancel()
-	// The old socket is normally free at once (redis uses SO_REUSEADDR);
-	// retry briefly in case the port is still held.
-	for attempt := 1; ; attempt++ {
-		err := r.startLocked(ctx)
-		if err == nil {
-			return nil
-		}
-		if !isPortInUse(err) || attempt == startAttempts || ctx.Err() != nil {
-			return fmt.Errorf("restarting redis-server: %w", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
+func (r *Redis) Restart(ctx context.Context) error { return r.restart(ctx) }
 
 // Pause freezes the server with SIGSTOP: connections are accepted by the
 // kernel but never answered, like a hung server. Resume undoes it; Stop and
 // Kill work on a paused server.
-func (r *Redis) Pause() error {
-	return r.signal("pausing", syscall.SIGSTOP)
-}
+func (r *Redis) Pause() error { return r.pause() }
 
 // Resume lets a paused server continue (SIGCONT).
-func (r *Redis) Resume() error {
-	return r.signal("resuming", syscall.SIGCONT)
-}
-
-func (r *Redis) signal(verb string, sig syscall.Signal) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.proc == nil || r.proc.exited() {
-		return fmt.Errorf("%s redis-server on %s: %w", verb, r.Addr, ErrNotRunning)
-	}
-	if err := r.proc.signalGroup(sig); err != nil {
-		return fmt.Errorf("%s redis-server on %s: %w", verb, r.Addr, err)
-	}
-	return nil
-}
+func (r *Redis) Resume() error { return r.resume() }
 
 // Pid returns the process id of the running server, or 0 if it is not
 // running.
-func (r *Redis) Pid() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.proc == nil {
-		return 0
-	}
-	return r.proc.pid()
-}
+func (r *Redis) Pid() int { return r.pid() }
 
 // NewRedis starts a Redis server for the test (see StartRedis) and stops it
 // in t.Cleanup. It fails the test if the server cannot start. If the test

@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -57,10 +55,7 @@ type ZooKeeper struct {
 	mainClass  string
 	readyModes []string // srvr modes that mean "ready"
 
-	mu      sync.Mutex
-	proc    *process // nil when not running
-	paused  bool     // proc is stopped by Pause
-	stopped bool     // Stop has been called; Dir is gone
+	lifecycle
 }
 
 // ZooKeeperOption configures StartZooKeeper, StartZooKeeperEnsemble and
@@ -197,6 +192,15 @@ func newZooKeeperNode(rt zkRuntime, cfg zkConfig, id, clientPort int, servers []
 		mainClass:  zkStandaloneMain,
 		readyModes: []string{"standalone"},
 	}
+	zk.lifecycle = lifecycle{
+		name:         "ZooKeeper",
+		describe:     zk.describe,
+		start:        zk.startLocked,
+		dirName:      "ZooKeeper directory",
+		removeDir:    func() error { return os.RemoveAll(zk.Dir) },
+		startTimeout: zkStartTimeout,
+		retryDelay:   500 * time.Millisecond,
+	}
 	if servers != nil {
 		zk.mainClass = zkQuorumMain
 		if len(servers) > 1 {
@@ -302,8 +306,7 @@ func (zk *ZooKeeper) startLocked(ctx context.Context) error {
 		}
 		return err
 	}
-	zk.proc = p
-	zk.paused = false
+	zk.setRunningLocked(p)
 	return nil
 }
 
@@ -344,42 +347,12 @@ func (zk *ZooKeeper) Mode(ctx context.Context) (string, error) {
 // Stop shuts the server down (SIGTERM, then SIGKILL after 5 s), waits for
 // it to exit and removes Dir. Stop is idempotent; after Stop the server
 // cannot be restarted.
-func (zk *ZooKeeper) Stop() error {
-	zk.mu.Lock()
-	defer zk.mu.Unlock()
-	if zk.stopped {
-		return nil
-	}
-	zk.stopped = true
-	var errs []error
-	if zk.proc != nil {
-		if err := zk.proc.stop(); err != nil {
-			errs = append(errs, fmt.Errorf("stopping %s: %w", zk.describe(), err))
-		}
-		zk.proc = nil
-	}
-	if err := os.RemoveAll(zk.Dir); err != nil {
-		errs = append(errs, fmt.Errorf("removing ZooKeeper directory: %w", err))
-	}
-	return errors.Join(errs...)
-}
+func (zk *ZooKeeper) Stop() error { return zk.stop() }
 
 // Kill crashes the server with SIGKILL and waits for it to exit. Dir is
 // kept, so Restart brings the server back with its data. Killing a server
 // that is not running does nothing.
-func (zk *ZooKeeper) Kill() error {
-	zk.mu.Lock()
-	defer zk.mu.Unlock()
-	if zk.proc == nil {
-		return nil
-	}
-	err := zk.proc.kill()
-	zk.proc = nil
-	if err != nil {
-		return fmt.Errorf("killing %s: %w", zk.describe(), err)
-	}
-	return nil
-}
+func (zk *ZooKeeper) Kill() error { return zk.kill() }
 
 // Restart starts the server again on the same address with the same
 // directory, so persistent nodes (and, within their timeout, sessions)
@@ -387,74 +360,19 @@ func (zk *ZooKeeper) Kill() error {
 // simply started. It returns once srvr reports "standalone", or for an
 // ensemble member "leader" or "follower" (which needs a quorum). ctx bounds
 // the start (by default 60 s).
-func (zk *ZooKeeper) Restart(ctx context.Context) error {
-	zk.mu.Lock()
-	defer zk.mu.Unlock()
-	if zk.stopped {
-		return fmt.Errorf("restarting %s: %w", zk.describe(), ErrStopped)
-	}
-	if zk.proc != nil {
-		if err := zk.proc.stop(); err != nil {
-			return fmt.Errorf("restarting %s: %w", zk.describe(), err)
-		}
-		zk.proc = nil
-	}
-	ctx, cancel := withDefaultTimeout(ctx, zkStartTimeout)
-	defer cancel()
-	for attempt := 1; ; attempt++ {
-		err := zk.startLocked(ctx)
-		if err == nil {
-			return nil
-		}
-		if !isPortInUse(err) || attempt == startAttempts || ctx.Err() != nil {
-			return fmt.Errorf("restarting ZooKeeper: %w", err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
+func (zk *ZooKeeper) Restart(ctx context.Context) error { return zk.restart(ctx) }
 
 // Pause freezes the server with SIGSTOP: connections are accepted by the
 // kernel but never answered, and sessions time out. Resume undoes it; Stop
 // and Kill work on a paused server.
-func (zk *ZooKeeper) Pause() error {
-	return zk.signal("pausing", syscall.SIGSTOP)
-}
+func (zk *ZooKeeper) Pause() error { return zk.pause() }
 
 // Resume lets a paused server continue (SIGCONT).
-func (zk *ZooKeeper) Resume() error {
-	return zk.signal("resuming", syscall.SIGCONT)
-}
-
-func (zk *ZooKeeper) signal(verb string, sig syscall.Signal) error {
-	zk.mu.Lock()
-	defer zk.mu.Unlock()
-	if zk.proc == nil || zk.proc.exited() {
-		return fmt.Errorf("%s %s: %w", verb, zk.describe(), ErrNotRunning)
-	}
-	if err := zk.proc.signalGroup(sig); err != nil {
-		return fmt.Errorf("%s %s: %w", verb, zk.describe(), err)
-	}
-	zk.paused = sig == syscall.SIGSTOP
-	return nil
-}
-
-// running reports whether the server process is running and not paused.
-func (zk *ZooKeeper) running() bool {
-	zk.mu.Lock()
-	defer zk.mu.Unlock()
-	return zk.proc != nil && !zk.proc.exited() && !zk.paused
-}
+func (zk *ZooKeeper) Resume() error { return zk.resume() }
 
 // Pid returns the process id of the running JVM, or 0 if it is not
 // running.
-func (zk *ZooKeeper) Pid() int {
-	zk.mu.Lock()
-	defer zk.mu.Unlock()
-	if zk.proc == nil {
-		return 0
-	}
-	return zk.proc.pid()
-}
+func (zk *ZooKeeper) Pid() int { return zk.pid() }
 
 // NewZooKeeper starts a standalone ZooKeeper server for the test (see
 // StartZooKeeper) and stops it in t.Cleanup. It fails the test if the
