@@ -88,14 +88,9 @@ func run(ctx context.Context, workDir string, hold time.Duration) error {
 	utilruntime.Must(locksv1alpha1.AddToScheme(scheme))
 
 	step("starting kube-apiserver and etcd from %s", os.Getenv("KUBEBUILDER_ASSETS"))
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
-	}
-	cfg, err := env.Start()
+	env, cfg, err := testservers.StartControlPlane(filepath.Join("config", "crd", "bases"))
 	if err != nil {
-		return fmt.Errorf("starting the control plane (run `make setup-envtest`): %w", err)
+		return err
 	}
 	defer func() {
 		step("stopping kube-apiserver and etcd")

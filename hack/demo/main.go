@@ -98,7 +98,7 @@ func run(ctx context.Context) error {
 	}
 	for _, l := range locks {
 		step("namespace %s: DistributedLock nightly-report (%s at %s) and Job nightly-report (3 pods, gated by the waiter)",
-			l.ns, l.backend, backendAddr(l.spec))
+			l.ns, l.backend, strings.Join(l.spec.Servers(), ","))
 		if err := createDemo(ctx, c, s, l); err != nil {
 			return err
 		}
@@ -163,13 +163,6 @@ func readable(line string) string {
 		return line
 	}
 	return fmt.Sprintf("%s  %-5s  %s  (fencing token %s)", time.Unix(0, ns).Format("15:04:05.000"), f[0], f[2], f[3])
-}
-
-func backendAddr(spec locksv1alpha1.BackendSpec) string {
-	if spec.Redis != nil {
-		return spec.Redis.Address
-	}
-	return strings.Join(spec.ZooKeeper.Servers, ",")
 }
 
 func createDemo(ctx context.Context, c client.Client, s framework.Settings, l demoLock) error {

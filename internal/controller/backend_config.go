@@ -34,12 +34,6 @@ import (
 	"github.com/distlock/distlock/internal/backend"
 )
 
-// Backend names, as registered by the backend packages.
-const (
-	backendRedis     = "redis"
-	backendZooKeeper = "zookeeper"
-)
-
 // Secret keys the controller reads.
 const (
 	secretKeyUsername = "username"
@@ -50,14 +44,6 @@ const (
 // errCredentials marks a problem with the Secret a lock's backend refers to.
 var errCredentials = errors.New("credentials")
 
-// backendName returns the registered name of the lock's backend.
-func backendName(lock *locksv1alpha1.DistributedLock) string {
-	if lock.Spec.Backend.ZooKeeper != nil {
-		return backendZooKeeper
-	}
-	return backendRedis
-}
-
 // lockKey returns the backend key of a lock: spec.key, or a key derived from
 // its namespace and name under a fixed prefix.
 func lockKey(lock *locksv1alpha1.DistributedLock) string {
@@ -65,7 +51,7 @@ func lockKey(lock *locksv1alpha1.DistributedLock) string {
 		return lock.Spec.Key
 	}
 	key := "distlock/" + lock.Namespace + "/" + lock.Name
-	if backendName(lock) == backendZooKeeper {
+	if lock.Spec.Backend.Name() == locksv1alpha1.BackendZooKeeper {
 		return "/" + key
 	}
 	return key
@@ -81,16 +67,14 @@ func (r *DistributedLockReconciler) backendConfig(
 	var tlsSpec *locksv1alpha1.TLSConfig
 	switch b := lock.Spec.Backend; {
 	case b.Redis != nil:
+		cfg.Servers = b.Servers()
 		if b.Redis.Sentinel != nil {
-			cfg.Servers = b.Redis.Sentinel.Addresses
 			cfg.SentinelMaster = b.Redis.Sentinel.MasterName
-		} else {
-			cfg.Servers = []string{b.Redis.Address}
 		}
 		cfg.DB = int(b.Redis.DB)
 		credsRef, tlsSpec = b.Redis.CredentialsSecretRef, b.Redis.TLS
 	case b.ZooKeeper != nil:
-		cfg.Servers = b.ZooKeeper.Servers
+		cfg.Servers = b.Servers()
 		if b.ZooKeeper.SessionTimeout != nil {
 			cfg.SessionTimeout = b.ZooKeeper.SessionTimeout.Duration
 		}
@@ -102,7 +86,7 @@ func (r *DistributedLockReconciler) backendConfig(
 
 	fp := sha256.New()
 	fmt.Fprintf(fp, "%s\x00%s\x00%s\x00%d\x00%s\x00",
-		backendName(lock), strings.Join(cfg.Servers, ","), cfg.SentinelMaster, cfg.DB, cfg.SessionTimeout)
+		lock.Spec.Backend.Name(), strings.Join(cfg.Servers, ","), cfg.SentinelMaster, cfg.DB, cfg.SessionTimeout)
 	if credsRef != nil {
 		secret, err := r.secret(ctx, lock.Namespace, credsRef.Name)
 		if err != nil {
@@ -113,7 +97,7 @@ func (r *DistributedLockReconciler) backendConfig(
 		if cfg.Password == "" {
 			return cfg, "", fmt.Errorf("%w: Secret %s/%s has no %q key", errCredentials, lock.Namespace, credsRef.Name, secretKeyPassword)
 		}
-		if backendName(lock) == backendZooKeeper && cfg.Username == "" {
+		if lock.Spec.Backend.Name() == locksv1alpha1.BackendZooKeeper && cfg.Username == "" {
 			return cfg, "", fmt.Errorf("%w: Secret %s/%s has no %q key (ZooKeeper digest auth needs one)",
 				errCredentials, lock.Namespace, credsRef.Name, secretKeyUsername)
 		}

@@ -177,7 +177,7 @@ type lockState struct {
 
 func (r *DistributedLockReconciler) reconcileLock(ctx context.Context, lock *locksv1alpha1.DistributedLock) (ctrl.Result, error) {
 	st := &lockState{lock: lock, key: lockKey(lock), ttl: leaseDuration(lock)}
-	lock.Status.Backend = backendName(lock)
+	lock.Status.Backend = lock.Spec.Backend.Name()
 	lock.Status.Key = st.key
 
 	if lock.Spec.Key != "" && !r.AllowCustomKeys {
@@ -217,7 +217,7 @@ func (r *DistributedLockReconciler) reconcileLock(ctx context.Context, lock *loc
 		return ctrl.Result{}, err
 	}
 	r.setCondition(lock, locksv1alpha1.ConditionBackendReachable, metav1.ConditionTrue, locksv1alpha1.ReasonConnected,
-		fmt.Sprintf("%s %v answered", backendName(lock), backendServers(lock)))
+		fmt.Sprintf("%s %v answered", lock.Spec.Backend.Name(), lock.Spec.Backend.Servers()))
 	r.updateWaiting(st)
 	return result, nil
 }
@@ -369,12 +369,7 @@ func (r *DistributedLockReconciler) keepHolder(
 	// Write the expiry only when the recorded one comes within half a lease:
 	// about one status write per two renewals instead of one per renewal.
 	if rec.LeaseExpiresAt == nil || rec.LeaseExpiresAt.Sub(now) < ttl/2 {
-		remaining := renewed.TTL
-		if remaining <= 0 || remaining > ttl {
-			remaining = ttl
-		}
-		exp := metav1.NewTime(now.Add(remaining).Truncate(time.Second))
-		rec.LeaseExpiresAt = &exp
+		rec.LeaseExpiresAt = leaseExpiry(now, renewed, ttl)
 	}
 	r.setHeld(lock, rec)
 	if err := r.annotateHolder(ctx, pod, lock.Name, rec.FencingToken); err != nil {
@@ -468,20 +463,27 @@ func (r *DistributedLockReconciler) holderUnknown(lock *locksv1alpha1.Distribute
 
 func (r *DistributedLockReconciler) newHolder(pod *corev1.Pod, lease backend.Lease, ttl time.Duration) locksv1alpha1.LockHolder {
 	now := r.now()
-	remaining := lease.TTL
-	if remaining <= 0 || remaining > ttl {
-		remaining = ttl
-	}
-	exp := metav1.NewTime(now.Add(remaining).Truncate(time.Second))
 	return locksv1alpha1.LockHolder{
 		Pod:            pod.Name,
 		PodUID:         pod.UID,
 		Identity:       lease.Holder,
 		AcquiredAt:     metav1.NewTime(now.Truncate(time.Second)),
-		LeaseExpiresAt: &exp,
+		LeaseExpiresAt: leaseExpiry(now, lease, ttl),
 		LeaseDuration:  &metav1.Duration{Duration: ttl},
 		FencingToken:   lease.Token,
 	}
+}
+
+// leaseExpiry is when a hold that was just taken or renewed expires: now
+// plus the TTL the backend reported, or plus the lease asked for when the
+// backend cannot report one (a ZooKeeper TTL node).
+func leaseExpiry(now time.Time, lease backend.Lease, ttl time.Duration) *metav1.Time {
+	remaining := lease.TTL
+	if remaining <= 0 || remaining > ttl {
+		remaining = ttl
+	}
+	exp := metav1.NewTime(now.Add(remaining).Truncate(time.Second))
+	return &exp
 }
 
 // holdTTL is the lease of a recorded hold: the one it was taken with.
@@ -620,16 +622,6 @@ func isBackendError(err error) bool {
 	return errors.Is(err, backend.ErrUnreachable) || errors.Is(err, backend.ErrUnauthorized) || errors.Is(err, errCredentials)
 }
 
-func backendServers(lock *locksv1alpha1.DistributedLock) []string {
-	if z := lock.Spec.Backend.ZooKeeper; z != nil {
-		return z.Servers
-	}
-	if s := lock.Spec.Backend.Redis.Sentinel; s != nil {
-		return s.Addresses
-	}
-	return []string{lock.Spec.Backend.Redis.Address}
-}
-
 // connect returns the backend connection of a lock.
 func (r *DistributedLockReconciler) connect(ctx context.Context, lock *locksv1alpha1.DistributedLock) (backend.Locker, string, error) {
 	cfg, fingerprint, err := r.backendConfig(ctx, lock)
@@ -638,7 +630,7 @@ func (r *DistributedLockReconciler) connect(ctx context.Context, lock *locksv1al
 	}
 	callCtx, cancel := r.backendContext(ctx)
 	defer cancel()
-	locker, err := r.Backends.Get(callCtx, fingerprint, backendName(lock), cfg)
+	locker, err := r.Backends.Get(callCtx, fingerprint, lock.Spec.Backend.Name(), cfg)
 	if err != nil {
 		return nil, "", err
 	}

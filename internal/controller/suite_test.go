@@ -36,7 +36,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -86,17 +85,12 @@ func runWithServers(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "adding the locks API to the scheme: %v\n", err)
 		return 1
 	}
-	testEnv := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	var err error
-	cfg, err = testEnv.Start()
+	testEnv, restConfig, err := testservers.StartControlPlane(filepath.Join("..", "..", "config", "crd", "bases"))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting the envtest control plane (KUBEBUILDER_ASSETS=%q; run `make setup-envtest`): %v\n",
-			os.Getenv("KUBEBUILDER_ASSETS"), err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	cfg = restConfig
 	defer func() {
 		if err := testEnv.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "stopping the envtest control plane: %v\n", err)

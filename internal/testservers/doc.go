@@ -1,5 +1,6 @@
 // Package testservers starts real Redis and ZooKeeper servers for tests and
-// stops them again.
+// stops them again, and starts the real Kubernetes control plane
+// (kube-apiserver and etcd, through envtest) with the project's CRDs.
 //
 // It is the one shared place where the project's tests get their backends;
 // test packages must not carry their own copies. Every server

@@ -80,10 +80,8 @@ func backendName(lock *locksv1alpha1.DistributedLock) string {
 	switch {
 	case lock.Status.Backend != "":
 		return lock.Status.Backend
-	case lock.Spec.Backend.Redis != nil:
-		return "redis"
-	case lock.Spec.Backend.ZooKeeper != nil:
-		return "zookeeper"
+	case lock.Spec.Backend.Name() != "":
+		return lock.Spec.Backend.Name()
 	default:
 		return "unknown backend"
 	}

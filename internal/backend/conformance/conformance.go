@@ -38,17 +38,33 @@ type Harness struct {
 	// KeyPrefix is prepended to the keys the suite uses (a ZooKeeper path
 	// must start with "/").
 	KeyPrefix string
-	// RestartServer stops the server and starts it again on the same address
-	// with the same data, and returns once it answers.
-	RestartServer func(t *testing.T)
-	// StopServer stops the server, keeping its data; StartServer starts it
-	// again on the same address and returns once it answers.
-	StopServer  func(t *testing.T)
-	StartServer func(t *testing.T)
+	// Server is the server under test, as internal/testservers runs it. Its
+	// data must survive Kill (Redis: appendonly with appendfsync always).
+	Server Server
 	// TTL is the lease duration the suite uses; ExpiryGrace is how long after
 	// the TTL the server may take to drop an unrenewed hold.
 	TTL         time.Duration
 	ExpiryGrace time.Duration
+}
+
+// Server is a backend server that the suite can crash and bring back.
+type Server interface {
+	// Kill stops the server at once, keeping its data.
+	Kill() error
+	// Restart starts the server again (stopping it first if it runs) on the
+	// same address with the same data, and returns once it answers.
+	Restart(ctx context.Context) error
+}
+
+// restartServer brings the server back. It uses a context of its own: it may
+// run from a cleanup, after the test's context has ended.
+func (h Harness) restartServer(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.Server.Restart(ctx); err != nil {
+		t.Fatalf("restarting the server: %v", err)
+	}
 }
 
 var keySeq atomic.Int64
@@ -332,7 +348,7 @@ func testServerRestart(t *testing.T, h Harness) {
 	l, key := h.locker(t), h.key()
 	lease := mustAcquire(ctx, t, l, key, "holder-a", 4*h.TTL)
 
-	h.RestartServer(t)
+	h.restartServer(t)
 
 	var renewed backend.Lease
 	eventually(t, 30*time.Second, "renewing after the server restarted", func() error {
@@ -368,11 +384,13 @@ func testUnreachable(t *testing.T, h Harness) {
 	// Connect and use the locker while the server is up.
 	wantFree(ctx, t, l, key)
 
-	h.StopServer(t)
+	if err := h.Server.Kill(); err != nil {
+		t.Fatalf("killing the server: %v", err)
+	}
 	stopped := true
 	t.Cleanup(func() {
 		if stopped {
-			h.StartServer(t)
+			h.restartServer(t)
 		}
 	})
 
@@ -387,7 +405,7 @@ func testUnreachable(t *testing.T, h Harness) {
 		t.Errorf("Acquire with the server down took %v; want it bounded by the context (10s)", took)
 	}
 
-	h.StartServer(t)
+	h.restartServer(t)
 	stopped = false
 	var lease backend.Lease
 	eventually(t, 60*time.Second, "acquiring after the server came back", func() error {

@@ -82,16 +82,6 @@ func TestConformance(t *testing.T) {
 		testservers.WithRedisConfig("appendonly", "yes"),
 		testservers.WithRedisConfig("appendfsync", "always"),
 	)
-	// The test's own context ends before cleanups run, and StartServer may
-	// be called from a cleanup, so restarts get a context of their own.
-	restart := func(t *testing.T) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.Restart(ctx); err != nil {
-			t.Fatalf("restarting redis-server: %v", err)
-		}
-	}
 	conformance.Run(t, conformance.Harness{
 		NewLocker: func(t *testing.T) backend.Locker {
 			t.Helper()
@@ -103,17 +93,8 @@ func TestConformance(t *testing.T) {
 			}
 			return l
 		},
-		KeyPrefix:     "distlock/",
-		RestartServer: restart,
-		// Kill keeps the data directory; with appendfsync always every
-		// acknowledged write is in the AOF.
-		StopServer: func(t *testing.T) {
-			t.Helper()
-			if err := srv.Kill(); err != nil {
-				t.Fatalf("killing redis-server: %v", err)
-			}
-		},
-		StartServer: restart,
+		KeyPrefix:   "distlock/",
+		Server:      srv,
 		TTL:         testTTL,
 		ExpiryGrace: time.Second,
 	})

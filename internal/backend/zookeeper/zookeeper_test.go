@@ -150,16 +150,6 @@ func TestRegistered(t *testing.T) {
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	srv := testservers.NewZooKeeper(t)
-	// The test's own context ends before cleanups run, and StartServer may
-	// be called from a cleanup, so restarts get a context of their own.
-	restart := func(t *testing.T) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := srv.Restart(ctx); err != nil {
-			t.Fatalf("restarting ZooKeeper: %v", err)
-		}
-	}
 	conformance.Run(t, conformance.Harness{
 		NewLocker: func(t *testing.T) backend.Locker {
 			t.Helper()
@@ -171,18 +161,9 @@ func TestConformance(t *testing.T) {
 			}
 			return l
 		},
-		KeyPrefix:     "/conformance/",
-		RestartServer: restart,
-		// Kill keeps the data directory; every acknowledged write reached
-		// the transaction log.
-		StopServer: func(t *testing.T) {
-			t.Helper()
-			if err := srv.Kill(); err != nil {
-				t.Fatalf("killing ZooKeeper: %v", err)
-			}
-		},
-		StartServer: restart,
-		TTL:         testTTL,
+		KeyPrefix: "/conformance/",
+		Server:    srv,
+		TTL:       testTTL,
 		// TTL nodes are deleted lazily, by the container manager, which the
 		// test server runs every second.
 		ExpiryGrace: 3 * time.Second,
