@@ -47,6 +47,11 @@ var (
 	ErrUnreachable = errors.New("backend: server unreachable")
 	// ErrUnauthorized means the server refused the credentials.
 	ErrUnauthorized = errors.New("backend: server refused the credentials")
+	// ErrFencingRegressed means a new hold would have received a fencing
+	// token at or below AcquireOptions.MinToken and the backend cannot raise
+	// it (ZooKeeper's zxids restart only when an ensemble's data is wiped).
+	// Nothing is left held or queued.
+	ErrFencingRegressed = errors.New("backend: the fencing token would not exceed the highest one handed out before")
 )
 
 // Config is what a Factory needs to connect to one server or ensemble.
@@ -69,10 +74,29 @@ type Config struct {
 	// SessionTimeout is the ZooKeeper session timeout. Zero means the
 	// backend's default.
 	SessionTimeout time.Duration
+	// NodeNames is the ZooKeeper node naming that outside programs on the
+	// same lock path expect: NodeNamesCurator (the default when empty) or
+	// NodeNamesKazoo. Nodes of every known recipe are recognised whatever
+	// the naming; it only decides how the backend names its own nodes.
+	NodeNames string
 	// DialTimeout bounds each connection attempt. Zero means the backend's
 	// default.
 	DialTimeout time.Duration
+	// ClientName, when set, names the connection on the server where the
+	// server can show it (Redis CLIENT SETNAME, seen in CLIENT LIST), so
+	// that an operator can tell which manager replica a connection is.
+	ClientName string
 }
+
+// ZooKeeper node namings (Config.NodeNames).
+const (
+	// NodeNamesCurator names nodes "_c_<uuid>-lock-<seq>", as Apache
+	// Curator's InterProcessMutex and go-zookeeper's zk.Lock do.
+	NodeNamesCurator = "Curator"
+	// NodeNamesKazoo names nodes "<32 hex digits>__lock__<seq>", as
+	// Python's kazoo Lock does.
+	NodeNamesKazoo = "Kazoo"
+)
 
 // Lease is one holder's hold on a lock.
 type Lease struct {
@@ -86,6 +110,51 @@ type Lease struct {
 	// TTL is how long the server keeps the hold without a renewal, as of the
 	// call that returned this Lease.
 	TTL time.Duration
+	// Queued is set on the Lease that Acquire returns together with an
+	// ErrNotAcquired error when the backend keeps the caller's place in line
+	// (AcquireOptions.Queue on a backend that queues, i.e. ZooKeeper): the
+	// caller does not hold the lock; Token identifies its place in line.
+	Queued bool
+}
+
+// AcquireOptions change what Acquire does. The zero value is a plain
+// try-once acquire.
+type AcquireOptions struct {
+	// MinToken, when positive, is the highest fencing token the caller has
+	// ever seen for this key: a new hold gets a token above it (Redis raises
+	// its counter to MinToken before it increments it) or Acquire fails with
+	// ErrFencingRegressed. A hold the holder already has keeps its token.
+	MinToken int64
+	// Queue asks a backend that has a queue of its own (ZooKeeper's
+	// sequential nodes) to keep the caller's place in line when the lock is
+	// held by someone else, so that the caller and outside programs take
+	// turns in arrival order. The place lasts for the TTL unless refreshed by
+	// another Acquire of the same holder, or until Release of the returned
+	// queued Lease; an Acquire of the same holder without Queue gives it up.
+	// Backends without a queue (Redis) ignore it.
+	Queue bool
+}
+
+// AcquireOption sets a field of AcquireOptions.
+type AcquireOption func(*AcquireOptions)
+
+// WithMinToken sets AcquireOptions.MinToken.
+func WithMinToken(token int64) AcquireOption {
+	return func(o *AcquireOptions) { o.MinToken = token }
+}
+
+// WithQueue sets AcquireOptions.Queue.
+func WithQueue() AcquireOption {
+	return func(o *AcquireOptions) { o.Queue = true }
+}
+
+// NewAcquireOptions applies opts to the zero AcquireOptions.
+func NewAcquireOptions(opts ...AcquireOption) AcquireOptions {
+	var o AcquireOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
 }
 
 // State is what a backend reports about a lock, whoever holds it.
@@ -94,7 +163,9 @@ type State struct {
 	Held bool
 	// Holder identifies the holder. For holds made through this package it
 	// is the identity passed to Acquire; for other programs it is what the
-	// backend stores for them (the Redis value, or the ZooKeeper node name).
+	// backend stores for them (the Redis value, or the ZooKeeper node name;
+	// for an ephemeral node at the ZooKeeper lock path, "ephemeral node
+	// <path> of session 0x…").
 	Holder string
 	// Token is the fencing token of the current hold, when the backend can
 	// tell; zero otherwise.
@@ -109,27 +180,47 @@ type State struct {
 type Locker interface {
 	// Acquire takes the lock at key for holder, to expire after ttl unless
 	// renewed. It does not wait: when another holder has the lock it returns
-	// an error wrapping ErrNotAcquired. Acquiring a lock the same holder
-	// already holds succeeds and returns the existing hold with its token,
-	// its expiry extended to ttl.
-	Acquire(ctx context.Context, key, holder string, ttl time.Duration) (Lease, error)
+	// an error wrapping ErrNotAcquired (and, with the Queue option on a
+	// backend that queues, a Lease with Queued set that keeps the caller's
+	// place in line). Acquiring a lock the same holder already holds
+	// succeeds and returns the existing hold with its token, its expiry
+	// extended to ttl. A new hold's token exceeds the MinToken option, or
+	// Acquire fails with ErrFencingRegressed.
+	Acquire(ctx context.Context, key, holder string, ttl time.Duration, opts ...AcquireOption) (Lease, error)
 	// Renew extends the hold described by lease to ttl from now. When the
 	// hold is gone it returns an error wrapping ErrNotHeld and does not take
-	// the lock again.
+	// the lock again. A queued Lease is not a hold: Renew refuses it (Acquire
+	// refreshes the place).
 	Renew(ctx context.Context, lease Lease, ttl time.Duration) (Lease, error)
-	// Release gives up the hold described by lease (compare-and-delete: it
-	// never removes another holder's hold). Releasing a hold that is already
-	// gone succeeds.
+	// Release gives up the hold, or the place in line, described by lease
+	// (compare-and-delete: it never removes another holder's hold).
+	// Releasing a hold that is already gone succeeds. It removes what the
+	// backend kept only for this hold (ZooKeeper: the lock node when the
+	// backend created it and it is left empty, so that a program that locks
+	// by creating a node at the lock path can do so at once).
 	Release(ctx context.Context, lease Lease) error
 	// Inspect reports who holds the lock at key.
 	Inspect(ctx context.Context, key string) (State, error)
 	// Purge removes whatever the backend keeps for key besides a hold (the
-	// Redis fencing counter, an empty ZooKeeper parent node). It never removes
-	// a hold: when the lock is held it returns an error wrapping
-	// ErrNotAcquired.
+	// Redis fencing counter, an empty ZooKeeper lock node that the backend
+	// created). It never removes a hold, nor a node another program made:
+	// when the lock is held it returns an error wrapping ErrNotAcquired.
 	Purge(ctx context.Context, key string) error
 	// Close releases the connection. It does not release holds.
 	Close() error
+}
+
+// Watcher is implemented by backends that can tell, without polling, when
+// a lock may have changed hands (ZooKeeper watches). Callers that get a
+// Locker without it poll instead.
+type Watcher interface {
+	// Watch returns a channel that is closed once the lock at key may have
+	// changed since the call in a way that matters to holder: the current
+	// holder released it or its hold expired, or the node before holder's
+	// place in line went away. The channel is also closed when ctx ends or
+	// the watch cannot be kept (the connection was lost); the caller then
+	// looks again. Each call sets one watch.
+	Watch(ctx context.Context, key, holder string) (<-chan struct{}, error)
 }
 
 // Factory connects to a backend server.

@@ -102,6 +102,10 @@ func Run(t *testing.T, h Harness) {
 		{"purge refuses a held lock and clears a free one", testPurge},
 		{"a hold survives a server restart", testServerRestart},
 		{"an unreachable server gives ErrUnreachable and the locker recovers when it is back", testUnreachable},
+		{"a new hold's token exceeds MinToken or Acquire says ErrFencingRegressed, " +
+			"and a holder re-acquiring keeps its token whatever MinToken", testMinToken},
+		{"with Queue, a queued holder is not overtaken and gets the lock with a higher token", testQueueNotOvertaken},
+		{"releasing a queued place lets the next one in", testReleaseQueuedPlace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })

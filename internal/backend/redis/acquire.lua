@@ -5,21 +5,50 @@
 -- KEYS[2]  the fencing counter key (KEYS[1] .. ":fencing")
 -- ARGV[1]  the holder's value prefix, "<holder>;fence="
 -- ARGV[2]  the TTL in milliseconds
+-- ARGV[3]  the fencing floor: a new hold's token must exceed it ("0": none)
 --
 -- Returns {taken, value, pttl}: taken is 1 when the caller holds the lock
--- afterwards (newly taken, or already its own), 0 when someone else does;
--- value is the key's value (the caller's, or the current holder's); pttl is
--- the remaining TTL in milliseconds (-1 if the holder set none).
+-- afterwards (newly taken, or already its own), 0 when someone else does,
+-- -1 when the lock is free but no token above the floor can be handed out
+-- (nothing is changed then); value is the key's value (the caller's, or the
+-- current holder's); pttl is the remaining TTL in milliseconds (-1 if the
+-- holder set none).
+
+-- greater compares two non-negative decimal integers without leading zeros
+-- exactly (Lua numbers are doubles, exact only up to 2^53).
+local function greater(a, b)
+  if #a ~= #b then
+    return #a > #b
+  end
+  return a > b
+end
+
 local prefix = ARGV[1]
 local current = redis.call('GET', KEYS[1])
 if not current then
-  local token = redis.call('INCR', KEYS[2])
-  local value = prefix .. string.format('%d', token)
+  -- A new hold: its token exceeds both the counter and the floor, which the
+  -- counter is first raised to (after a restart without persistence, or a
+  -- purge, the counter starts again from nothing).
+  local counter = redis.call('GET', KEYS[2]) or '0'
+  local floor = ARGV[3]
+  local raise = greater(floor, counter)
+  if raise then
+    counter = floor
+  end
+  if counter == '9223372036854775807' then
+    return {-1, '', 0}
+  end
+  if raise then
+    redis.call('SET', KEYS[2], floor)
+  end
+  redis.call('INCR', KEYS[2])
+  local value = prefix .. redis.call('GET', KEYS[2])
   redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
   return {1, value, redis.call('PTTL', KEYS[1])}
 end
 -- The same holder: the prefix matches and only the token's digits follow,
--- so that holder "a" never adopts the hold of holder "a;fence=1".
+-- so that holder "a" never adopts the hold of holder "a;fence=1". Its token
+-- stays, whatever the floor.
 if string.sub(current, 1, #prefix) == prefix
     and string.match(string.sub(current, #prefix + 1), '^%d+$') then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])

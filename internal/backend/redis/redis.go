@@ -27,6 +27,13 @@ limitations under the License.
 // taken. Every operation is one Lua script, so it is atomic on the server
 // and safe to repeat.
 //
+// The counter lives in the server's memory: a restart without persistence,
+// or a failover that loses writes, starts it again from nothing. The
+// caller that remembers the highest token it has seen passes it as
+// backend.WithMinToken; the acquire script then raises the counter to that
+// floor before it increments it, so a new hold's token is always above it.
+// Redis keeps no queue: backend.WithQueue is ignored.
+//
 // Programs outside the cluster can share a lock with distlock by using the
 // same recipe on the same key: take it with `SET K <unique value> NX PX
 // <ttl>` and release it with a compare-and-delete script (`if GET K ==
@@ -90,14 +97,11 @@ var (
 	releaseSrc string
 	//go:embed inspect.lua
 	inspectSrc string
-	//go:embed purge.lua
-	purgeSrc string
 
 	acquireScript = goredis.NewScript(acquireSrc)
 	renewScript   = goredis.NewScript(renewSrc)
 	releaseScript = goredis.NewScript(releaseSrc)
 	inspectScript = goredis.NewScript(inspectSrc)
-	purgeScript   = goredis.NewScript(purgeSrc)
 )
 
 func init() { backend.Register("redis", New) }
@@ -132,6 +136,7 @@ func New(ctx context.Context, cfg backend.Config) (backend.Locker, error) {
 			SentinelAddrs:         cfg.Servers,
 			Username:              cfg.Username,
 			Password:              cfg.Password,
+			ClientName:            cfg.ClientName,
 			DB:                    cfg.DB,
 			TLSConfig:             cfg.TLS,
 			DialTimeout:           dialTimeout,
@@ -147,6 +152,7 @@ func New(ctx context.Context, cfg backend.Config) (backend.Locker, error) {
 			Addr:                  cfg.Servers[0],
 			Username:              cfg.Username,
 			Password:              cfg.Password,
+			ClientName:            cfg.ClientName,
 			DB:                    cfg.DB,
 			TLSConfig:             cfg.TLS,
 			DialTimeout:           dialTimeout,
@@ -179,13 +185,18 @@ type locker struct {
 
 var _ backend.Locker = (*locker)(nil)
 
-// Acquire implements backend.Locker.
-func (l *locker) Acquire(ctx context.Context, key, holder string, ttl time.Duration) (backend.Lease, error) {
+// Acquire implements backend.Locker. With backend.WithMinToken, the
+// fencing counter is first raised to the floor when it is below it, in the
+// same script, so that a new hold's token exceeds the floor; a hold the
+// holder already has keeps its token. The Queue option is ignored: Redis
+// keeps no line, and a lock held by another holder gives the zero Lease.
+func (l *locker) Acquire(ctx context.Context, key, holder string, ttl time.Duration, opts ...backend.AcquireOption) (backend.Lease, error) {
 	if err := validate(key, holder, ttl); err != nil {
 		return backend.Lease{}, fmt.Errorf("redis: acquire %q: %w", key, err)
 	}
+	floor := max(backend.NewAcquireOptions(opts...).MinToken, 0)
 	reply, err := acquireScript.Run(ctx, l.client,
-		[]string{key, key + counterSuffix}, holder+fenceSep, ttl.Milliseconds()).Slice()
+		[]string{key, key + counterSuffix}, holder+fenceSep, ttl.Milliseconds(), strconv.FormatInt(floor, 10)).Slice()
 	if err != nil {
 		return backend.Lease{}, wrap("acquire", key, err)
 	}
@@ -195,6 +206,10 @@ func (l *locker) Acquire(ctx context.Context, key, holder string, ttl time.Durat
 	taken, _ := reply[0].(int64)
 	value, _ := reply[1].(string)
 	pttl, _ := reply[2].(int64)
+	if taken == -1 {
+		return backend.Lease{}, fmt.Errorf("redis: acquire %q for %q: the fencing counter is at its maximum (MinToken %d): %w",
+			key, holder, floor, backend.ErrFencingRegressed)
+	}
 	if taken != 1 {
 		return backend.Lease{}, fmt.Errorf("redis: acquire %q for %q: %s: %w",
 			key, holder, describe(parseValue(value, pttl)), backend.ErrNotAcquired)
@@ -256,17 +271,21 @@ func (l *locker) Inspect(ctx context.Context, key string) (backend.State, error)
 	}
 }
 
-// Purge implements backend.Locker. It deletes the fencing counter, so a lock
-// later taken again at the same key starts again at token 1.
+// Purge implements backend.Locker. It keeps the fencing counter: once a lock
+// and its record are gone, the counter is the only memory of the highest
+// token handed out on the key, and a pod or a protected resource may still
+// remember that token. A lock created again on the key goes on counting
+// from it. The counter is one small key; delete it by hand only when the
+// key is retired for good.
 func (l *locker) Purge(ctx context.Context, key string) error {
 	if key == "" {
 		return errors.New("redis: purge: empty key")
 	}
-	purged, err := purgeScript.Run(ctx, l.client, []string{key, key + counterSuffix}).Int64()
+	n, err := l.client.Exists(ctx, key).Result()
 	if err != nil {
 		return wrap("purge", key, err)
 	}
-	if purged != 1 {
+	if n != 0 {
 		return fmt.Errorf("redis: purge %q: the lock is held: %w", key, backend.ErrNotAcquired)
 	}
 	return nil

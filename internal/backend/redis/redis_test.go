@@ -408,7 +408,7 @@ func TestHolderNamesContainingTheSeparator(t *testing.T) {
 	}
 }
 
-func TestPurgeRemovesTheFencingCounter(t *testing.T) {
+func TestPurgeKeepsTheFencingCounterSoTokensGoOnRising(t *testing.T) {
 	t.Parallel()
 	srv := testservers.NewRedis(t)
 	ctx := ctxFor(t, 30*time.Second)
@@ -435,8 +435,15 @@ func TestPurgeRemovesTheFencingCounter(t *testing.T) {
 	if err := l.Purge(ctx, key); err != nil {
 		t.Fatalf("Purge: %v", err)
 	}
-	if n, err := raw.Exists(ctx, key, key+":fencing").Result(); err != nil || n != 0 {
-		t.Fatalf("EXISTS after Purge = %d, %v; want 0 (no key left behind)", n, err)
+	if n, err := raw.Exists(ctx, key).Result(); err != nil || n != 0 {
+		t.Fatalf("EXISTS %s after Purge = %d, %v; want 0", key, n, err)
+	}
+	next, err := l.Acquire(ctx, key, "holder-b", testTTL)
+	if err != nil {
+		t.Fatalf("Acquire after Purge: %v", err)
+	}
+	if next.Token <= lease.Token {
+		t.Fatalf("token after Purge = %d; want > %d (a lock created again on the key must go on counting)", next.Token, lease.Token)
 	}
 }
 

@@ -28,11 +28,13 @@ import (
 )
 
 // The controller takes a lock for a pod, renews it well within its TTL, and
-// releases it when the pod is done. Curator's InterProcessMutex and
-// go-zookeeper's zk.Lock on /distlock/shop/billing exclude the pod and are
-// excluded by it.
+// releases it when the pod is done. Curator's InterProcessMutex, go-zookeeper's
+// zk.Lock and (with NodeNames Kazoo, or kazoo's extra_lock_patterns) kazoo's
+// Lock on /distlock/shop/billing exclude the pod and are excluded by it. The
+// pod keeps its place in line while it waits, and waits on a watch rather
+// than by polling.
 func Example() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	locker, err := zookeeper.New(ctx, backend.Config{
 		Servers:  []string{"zk-0.zk:2181", "zk-1.zk:2181", "zk-2.zk:2181"},
@@ -45,15 +47,27 @@ func Example() {
 	defer locker.Close()
 
 	const key, holder, ttl = "/distlock/shop/billing", "shop/billing-7d9f-x2x4c", 30 * time.Second
-	lease, err := locker.Acquire(ctx, key, holder, ttl)
-	switch {
-	case errors.Is(err, backend.ErrNotAcquired):
-		st, _ := locker.Inspect(ctx, key)
-		fmt.Printf("busy: held by %s (fencing token %d)\n", st.Holder, st.Token)
-		return
-	case err != nil:
-		log.Fatal(err)
+	// lastToken is the highest fencing token seen for the key (0 at first).
+	var lastToken int64
+	acquire := func() (backend.Lease, error) {
+		return locker.Acquire(ctx, key, holder, ttl, backend.WithQueue(), backend.WithMinToken(lastToken))
 	}
+	lease, err := acquire()
+	for errors.Is(err, backend.ErrNotAcquired) {
+		// lease.Queued: the place in line is kept for one TTL per Acquire.
+		st, _ := locker.Inspect(ctx, key)
+		fmt.Printf("waiting (queued %v) while %s holds (fencing token %d)\n", lease.Queued, st.Holder, st.Token)
+		waitCtx, stop := context.WithTimeout(ctx, ttl/3)
+		if changed, err := locker.(backend.Watcher).Watch(waitCtx, key, holder); err == nil {
+			<-changed // the predecessor went, or ttl/3 passed: look again
+		}
+		stop()
+		lease, err = acquire()
+	}
+	if err != nil {
+		log.Fatal(err) // e.g. backend.ErrFencingRegressed: the ensemble's data was wiped
+	}
+	lastToken = lease.Token
 
 	// Renew every ttl/3; the token stays the same for the whole hold.
 	if lease, err = locker.Renew(ctx, lease, ttl); errors.Is(err, backend.ErrNotHeld) {

@@ -22,7 +22,6 @@ import (
 	"io"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,47 +32,137 @@ import (
 	"github.com/distlock/distlock/internal/testservers"
 )
 
-func TestSortLockNodes(t *testing.T) {
+func TestSortContenders(t *testing.T) {
 	t.Parallel()
 	children := []string{
 		"_c_0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0-lock-0000000012", // ours or Curator's
 		"readme",
 		"_c_00112233445566778899aabbccddeeff-lock-0000000003", // zk.Lock
-		"lock-0000000007", // a plain recipe
+		"lock-0000000007", // ZooKeeper's own recipe
 		"_c_0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0-lock-", // no sequence number
 		"_c_x-lock-12ab",
-		"__lock__0000000001",
+		"_c_x-lock-000000001", // 9 digits: not a sequence number
+		"00112233445566778899aabbccddeeff__lock__0000000001",  // kazoo Lock
+		"00112233445566778899aabbccddeeff__rlock__0000000010", // kazoo ReadLock
+		"_c_0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0-__READ__0000000005",
+		"_c_0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0-__WRIT__0000000002",
+		"0011__lock__0000000004x",                                  // something after the sequence number
+		"leases",                                                   // Curator semaphore
+		"9f1e2d3c4b5a59688776a5b4c3d2e1f0",                         // kazoo semaphore lease
+		"_c_0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0-lease-0000000000", // Curator semaphore lease
+		"lock--000000001",                                          // a sequence counter that wrapped past 2^31
 	}
-	var got []string
-	for _, n := range sortLockNodes(children) {
-		got = append(got, n.name)
+	type node struct {
+		name   string
+		marker string
 	}
-	want := []string{
-		"_c_00112233445566778899aabbccddeeff-lock-0000000003",
-		"lock-0000000007",
-		"_c_0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0-lock-0000000012",
+	var got []node
+	for _, n := range sortContenders(children) {
+		got = append(got, node{n.name, n.marker})
+	}
+	want := []node{
+		{"lock--000000001", curatorLock},
+		{"00112233445566778899aabbccddeeff__lock__0000000001", kazooLock},
+		{"_c_0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0-__WRIT__0000000002", curatorWrite},
+		{"_c_00112233445566778899aabbccddeeff-lock-0000000003", curatorLock},
+		{"_c_0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0-__READ__0000000005", curatorRead},
+		{"lock-0000000007", curatorLock},
+		{"00112233445566778899aabbccddeeff__rlock__0000000010", kazooRead},
+		{"_c_0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0-lock-0000000012", curatorLock},
 	}
 	if !slices.Equal(got, want) {
-		t.Fatalf("sortLockNodes = %q; want %q", got, want)
+		t.Fatalf("sortContenders =\n%q\nwant\n%q", got, want)
 	}
 }
 
-func TestNodePrefix(t *testing.T) {
+func TestNodeNamesOfAHolder(t *testing.T) {
 	t.Parallel()
-	a, again, b := nodePrefix("ns/pod-a"), nodePrefix("ns/pod-a"), nodePrefix("ns/pod-b")
+	a, again, b := newOwner("ns/pod-a"), newOwner("ns/pod-a"), newOwner("ns/pod-b")
 	if a != again {
-		t.Errorf("nodePrefix is not deterministic: %q, %q", a, again)
+		t.Errorf("newOwner is not deterministic: %+v, %+v", a, again)
 	}
-	if a == b {
-		t.Errorf("two holders share the prefix %q", a)
+	if a.curator == b.curator || a.kazoo == b.kazoo {
+		t.Errorf("two holders share a prefix: %+v, %+v", a, b)
 	}
-	if len(a) != len("_c_")+36+len("-lock-") || !strings.HasPrefix(a, "_c_") || !strings.HasSuffix(a, "-lock-") {
-		t.Errorf("nodePrefix = %q; want _c_<36-character UUID>-lock-", a)
+	// Fixed values: a change would orphan the holds that exist when a new
+	// controller version starts.
+	tests := map[string]struct {
+		got, want string
+	}{
+		"Curator naming is _c_<UUID>-lock-": {a.prefix(curatorNaming), "_c_a1338cc3-6d55-5e42-9576-3de5b1a6026a-lock-"},
+		"Kazoo naming is the same UUID as 32 hex digits, then __lock__": {
+			a.prefix(kazooNaming), "a1338cc36d555e4295763de5b1a6026a__lock__"},
+		"nodePrefix is the Curator naming": {nodePrefix("ns/pod-a"), a.curator},
 	}
-	// A fixed value: a change would orphan the holds that exist when a
-	// new controller version starts.
-	if want := "_c_a1338cc3-6d55-5e42-9576-3de5b1a6026a-lock-"; a != want {
-		t.Errorf("nodePrefix(%q) = %q; want %q", "ns/pod-a", a, want)
+	for name, tc := range tests {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %q; want %q", name, tc.got, tc.want)
+		}
+	}
+	owns := map[string]bool{
+		"_c_a1338cc3-6d55-5e42-9576-3de5b1a6026a-lock-0000000001": true,
+		"a1338cc36d555e4295763de5b1a6026a__lock__0000000001":      true,
+		b.curator + "0000000001":                                  false,
+		b.kazoo + "0000000001":                                    false,
+		"_c_a1338cc36d555e4295763de5b1a6026a-lock-0000000001":     false, // zk.Lock-style prefix
+	}
+	for name, want := range owns {
+		if got := a.owns(name); got != want {
+			t.Errorf("owns(%q) = %v; want %v", name, got, want)
+		}
+		if _, ok := parseContender(name); !ok {
+			t.Errorf("parseContender(%q) does not recognise the node", name)
+		}
+	}
+}
+
+func TestParseNaming(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		want    naming
+		wantErr bool
+	}{
+		"":        {want: curatorNaming},
+		"Curator": {want: curatorNaming},
+		"Kazoo":   {want: kazooNaming},
+		"kazoo":   {wantErr: true},
+		"Python":  {wantErr: true},
+	}
+	for in, tc := range tests {
+		got, err := parseNaming(in)
+		if (err != nil) != tc.wantErr || (err == nil && got != tc.want) {
+			t.Errorf("parseNaming(%q) = %v, %v; want %v, error %v", in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestWatchTarget(t *testing.T) {
+	t.Parallel()
+	own := newOwner("holder-a")
+	other := newOwner("holder-b")
+	nodes := func(names ...string) []contender { return sortContenders(names) }
+	tests := map[string]struct {
+		nodes  []contender
+		want   string
+		wantOK bool
+	}{
+		"nothing to wait for when nobody holds": {nodes: nil},
+		"nothing to wait for when the holder's node is first": {
+			nodes: nodes(own.curator+"0000000001", other.curator+"0000000002")},
+		"the predecessor of the holder's node": {
+			nodes:  nodes(other.curator+"0000000001", "x__lock__0000000002", own.kazoo+"0000000003", "y__lock__0000000004"),
+			want:   "x__lock__0000000002",
+			wantOK: true},
+		"the first contender when the holder has no node": {
+			nodes:  nodes("y__lock__0000000004", other.curator+"0000000001"),
+			want:   other.curator + "0000000001",
+			wantOK: true},
+	}
+	for name, tc := range tests {
+		got, ok := watchTarget(tc.nodes, own)
+		if ok != tc.wantOK || got.name != tc.want {
+			t.Errorf("%s: watchTarget = %q, %v; want %q, %v", name, got.name, ok, tc.want, tc.wantOK)
+		}
 	}
 }
 

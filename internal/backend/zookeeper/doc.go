@@ -1,0 +1,181 @@
+/*
+Copyright 2026 The distlock Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package zookeeper is the ZooKeeper lock backend. It takes part in the
+// lock recipes that other ZooKeeper programs use on the same path, so that
+// they exclude distlock's holders and are excluded by them: Apache
+// Curator's InterProcessMutex, go-zookeeper's zk.Lock, Python kazoo's Lock,
+// and the plainest recipe of all, one ephemeral node at the lock path.
+//
+// # Nodes
+//
+// The lock key is the absolute path of the lock node, e.g. /distlock/ns/name.
+// When it is missing, it and its missing ancestors are created as container
+// nodes (as Curator's creatingParentContainersIfNeeded does), which the
+// server deletes by itself once their last child is gone; the lock node gets
+// the data "distlock container", the mark by which this package knows it
+// made the node (the server reports a container like a persistent node). A
+// hold is a child of the lock node whose data is the holder identity and
+// whose name depends on backend.Config.NodeNames:
+//
+//	_c_<UUID>-lock-<10-digit sequence number>      Curator (the default)
+//	<UUID as 32 hex digits>__lock__<sequence>      Kazoo
+//
+// Unlike Curator and kazoo, which take a random UUID for every attempt, the
+// UUID is derived from the holder (uuid.NewSHA1 of the holder in a namespace
+// fixed by this package), so a controller that restarts finds its holders'
+// nodes again by their prefix, in either naming, whatever the setting: a
+// lock can switch naming while it is held.
+//
+// # Contenders and order
+//
+// The children that take part in the lock, contenders, are those whose
+// names end in one of these markers and a 10-character sequence number:
+//
+//	lock-     Curator InterProcessMutex, zk.Lock, ZooKeeper's own recipe
+//	__lock__  kazoo Lock and WriteLock
+//	__rlock__ kazoo ReadLock
+//	__READ__  Curator InterProcessReadWriteLock, read side
+//	__WRIT__  Curator InterProcessReadWriteLock, write side
+//
+// Each of them excludes distlock's exclusive lock: a reader holds off a
+// writer. They are ordered by sequence number, which the parent assigns to
+// all its sequential children alike, whatever their names; the first one
+// holds the lock. Other children are ignored; semaphores (Curator's
+// InterProcessSemaphoreV2 keeps "locks" and "leases" children, kazoo's
+// Semaphore plain "<hex>" children and a lock at "<path>-__lock__") are not
+// locks and do not exclude anyone here.
+//
+// Whether an outside program sees distlock's nodes depends on its parser,
+// which is why the naming is a setting. Curator sorts every child by the
+// text after its last "lock-", and zk.Lock parses "lock-" and "__" names
+// alike: both order Curator-named nodes correctly. kazoo's Lock counts only
+// "__lock__" names by default: it ignores Curator-named nodes and takes the
+// lock beside a distlock hold, unless it is created with
+// extra_lock_patterns=["-lock-"]. Choose NodeNames Kazoo for a path that
+// kazoo programs share (zk.Lock also understands it; Curator does not: it
+// compares such a name as a whole with the sequence numbers of its own
+// nodes, which orders it by its random prefix instead of its sequence).
+//
+// # The plainest recipe: one ephemeral node at the lock path
+//
+// A program may lock by creating an ephemeral node exactly at the lock path
+// and deleting it to release. While such a node exists (the server reports
+// its session as EphemeralOwner; it reports 0 for persistent, container and
+// TTL nodes), Inspect reports the lock held by "ephemeral node <path> of
+// session 0x…" with the node's creation zxid as token, Acquire fails with
+// backend.ErrNotAcquired (no queueing is possible: an ephemeral node has no
+// children), Renew reports backend.ErrNotHeld, Purge leaves it alone, and
+// Watch watches it. The other way round, Release deletes the lock node
+// together with the holder's node when that was the last child and this
+// package created the lock node (one transaction, so it can remove nothing
+// else), so that such a program can create its node at once rather than
+// when the server's container reaper next runs (every minute by default).
+// A lock node that someone else made, e.g. zk.Lock's persistent one, is
+// never deleted.
+//
+// # Why TTL nodes and not ephemeral nodes
+//
+// Curator, zk.Lock and kazoo create ephemeral nodes: a hold lives exactly as
+// long as the client's session. distlock holds locks on behalf of pods, and a
+// hold must outlive the controller process: when the controller restarts,
+// its session ends, and an ephemeral hold would vanish while the pod still
+// runs in the belief that it holds the lock, letting an outside client in.
+// The holds are therefore PERSISTENT_SEQUENTIAL_WITH_TTL nodes, which do not
+// belong to a session. The controller renews a hold by writing the node's
+// data again, which moves its modification time; once a node has not been
+// modified for longer than its TTL (and has no children) the server deletes
+// it. The server does so lazily, when its container manager next runs
+// (znode.container.checkIntervalMs, one minute by default), so an unrenewed
+// hold may outlive its TTL by up to that interval, but a lock is never stuck
+// forever when the controller is gone.
+//
+// A node's TTL is fixed when the node is created: a renewal only restarts
+// the clock, with the TTL given to the Acquire that created the node. Nor
+// can the TTL be read back (the server reports EphemeralOwner 0 for TTL
+// nodes), so a Lease reports the TTL asked for, and a hold adopted after a
+// restart keeps the TTL it was created with. Changing the lease duration of
+// a held lock takes effect with the next hold.
+//
+// TTL nodes need a server started with -Dzookeeper.extendedTypesEnabled=true
+// (ZooKeeper 3.5.3 or later); other servers refuse to create the holds.
+//
+// # Acquire, the queue and the fencing token
+//
+// Acquire does not wait. When the first contender is the holder's own node
+// it holds: a hold taken before (it is adopted, with its clock restarted and
+// its token kept) or a place in line that has come first. When another
+// contender comes first, Acquire returns an error wrapping
+// backend.ErrNotAcquired, and:
+//
+//   - by default it takes no place in line: a node it created is deleted
+//     again, and so is a place in line the holder kept before;
+//   - with backend.WithQueue it keeps the holder's node where it is, in
+//     ZooKeeper's own order, and returns with the error a Lease with Queued
+//     set whose Token is the waiting node's creation zxid. The next Acquire
+//     for the holder restarts the node's clock (the place lasts one TTL per
+//     Acquire) and holds once the node is first, so that distlock's pods and
+//     outside programs take turns in arrival order. Release of the queued
+//     Lease gives the place up.
+//
+// A holder has at most one node: further ones, left by interrupted
+// attempts, are deleted, keeping the lowest.
+//
+// The fencing token of a hold is the creation zxid (Czxid) of its node:
+// zxids are totally ordered across the ensemble and survive restarts,
+// whereas sequence numbers are per parent and start again at zero when a
+// container parent has been deleted. A node that comes first was created
+// after every node that held before it, so its token is higher than theirs.
+// Zxids only go back when the ensemble's data is wiped; with
+// backend.WithMinToken, Acquire compares the zxid of every node it creates
+// with the floor and, when it is not above, deletes the node and fails with
+// backend.ErrFencingRegressed. Nodes that exist already (a hold or a place
+// in line) were checked when they were created and keep their tokens.
+//
+// Renew and Release act only on the node whose Czxid is the lease's token;
+// Renew never creates a node and refuses a queued Lease. Inspect reports the
+// first contender: for distlock's nodes Holder is the holder identity, for
+// other programs' nodes (zk.Lock stores no data, Curator the client's IP
+// address, kazoo an identifier of its choice) it is the node name. Inspect
+// cannot report a remaining TTL.
+//
+// # Watches
+//
+// The Locker implements backend.Watcher: Watch sets one ZooKeeper data
+// watch on the node whose deletion matters to the holder (the plain
+// ephemeral node, the holder's predecessor in line, or the first contender)
+// and closes its channel when that node goes, when the connection is lost,
+// or when the context ends, so that callers can wait without polling.
+//
+// # Connection
+//
+// go-zookeeper reconnects by itself and, after its session expired, opens a
+// new one without telling the caller; since holds are not ephemeral, a new
+// session loses nothing. Its calls do not take a context and wait while it
+// is disconnected; every call of this package is bounded by the caller's
+// context instead and then fails with backend.ErrUnreachable, leaving the
+// request to finish (or fail) in the background.
+//
+// With a username, the connection authenticates with the digest scheme and
+// the lock nodes and holds it creates are readable and writable by that
+// identity only (outside programs sharing such a lock must authenticate the
+// same way). Ancestors it creates are shared with locks that use other
+// credentials: everyone may list them and create and delete children there,
+// and only the creating identity may change their ACL. Without a username,
+// all nodes are open to everyone (world:anyone).
+//
+// The package registers itself as backend "zookeeper" in an init function.
+package zookeeper
