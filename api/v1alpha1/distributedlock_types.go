@@ -26,25 +26,66 @@ import (
 // are watched by the controller.
 const LockLabel = "distlock.io/lock"
 
+// WaiterLockEnv is the environment variable in which the waiter init
+// container is told the lock to wait for. The controller recognises a pod's
+// waiter by it, and grants the lock only once the waiter runs.
+const WaiterLockEnv = "DISTLOCK_LOCK"
+
 // Annotations the controller writes on the pod that holds a lock, and the
-// annotation an operator sets on a DistributedLock to force-release it.
+// annotations an operator sets on a DistributedLock to take a hold away.
 const (
-	// GrantedAnnotation on a pod names the DistributedLock the pod holds.
+	// GrantedAnnotation on a pod names the DistributedLock the pod holds. It
+	// is removed when the hold is released while the pod still exists. A pod
+	// holds at most one lock at a time.
 	GrantedAnnotation = "distlock.io/granted"
 	// FencingTokenAnnotation on a pod carries the fencing token of its hold.
 	FencingTokenAnnotation = "distlock.io/fencing-token"
 	// LostAnnotation on a pod is set when the pod's hold was lost in the
-	// backend while the pod still ran; its value says why.
+	// backend, or taken from it by an operator, while the pod still ran; its
+	// value says why. Such a pod is never granted a lock again.
 	LostAnnotation = "distlock.io/lost"
-	// ForceReleaseAnnotation on a DistributedLock asks the controller to drop
-	// the current holder (releasing its backend hold if it is this
-	// controller's) and grant the next waiter. The controller removes the
-	// annotation when done. Its value is recorded in the Event.
+	// ForceReleaseAnnotation on a DistributedLock asks the controller to end
+	// the current hold safely: the holder pod is deleted, and the lock passes
+	// on (with a higher fencing token) only once the pod has stopped. The
+	// controller removes the annotation once the lock has passed on. Its
+	// value is recorded in the Events.
 	//
 	//   kubectl annotate distributedlock NAME distlock.io/force-release="reason"
 	ForceReleaseAnnotation = "distlock.io/force-release"
-	// Finalizer keeps a DistributedLock until its backend lock is released.
+	// BreakAnnotation on a DistributedLock breaks the current hold at once:
+	// the backend hold is released and the next pod is granted the lock while
+	// the old holder may still run. Use it only when the old holder is known
+	// to be stopped, or an overlap is acceptable. The old holder pod is
+	// annotated distlock.io/lost, gets a Warning Event, and its waiter exits
+	// with code 4 if it is still waiting. It also lets a DistributedLock that
+	// is being deleted go without waiting for its holder. The controller
+	// removes the annotation when done.
+	//
+	//   kubectl annotate distributedlock NAME distlock.io/break="reason"
+	BreakAnnotation = "distlock.io/break"
+	// Finalizer keeps a DistributedLock until its holder pod has stopped and
+	// its backend lock is released, the way kubernetes.io/pvc-protection
+	// keeps a claim until no pod uses it.
 	Finalizer = "distlock.io/release-backend-lock"
+)
+
+// Opt-in annotations that cluster and namespace administrators set on
+// objects the controller reads.
+const (
+	// AllowedLocksAnnotation on a Secret lists the DistributedLocks of the
+	// Secret's namespace that may send its credentials to their backend:
+	// comma-separated lock names, or "*" for every lock of the namespace.
+	// The controller never reads credentials from a Secret without it, so a
+	// user who may create DistributedLocks but not read Secrets cannot make
+	// the controller send a Secret to a server of their choosing.
+	AllowedLocksAnnotation = "distlock.io/allowed-locks"
+	// AllowedKeyPrefixesAnnotation on a Namespace lists, comma-separated,
+	// the backend key prefixes that its DistributedLocks may name in
+	// spec.key (when the manager runs with --allow-custom-keys), on top of
+	// the namespace's own prefixes "<namespace>/", "<namespace>:" and
+	// "/<namespace>/". Only those who may edit Namespaces (administrators)
+	// can set it.
+	AllowedKeyPrefixesAnnotation = "distlock.io/allowed-key-prefixes"
 )
 
 // Condition types of a DistributedLock.
@@ -70,7 +111,14 @@ const (
 	ReasonUnauthorized = "BackendUnauthorized"
 	// ReasonCredentialsInvalid: the Secret with the credentials is missing or incomplete.
 	ReasonCredentialsInvalid = "CredentialsInvalid"
-	// ReasonKeyNotAllowed: spec.key is set but the manager does not allow custom keys.
+	// ReasonCredentialsNotAllowed: the Secret does not allow this lock to use
+	// it (annotation distlock.io/allowed-locks).
+	ReasonCredentialsNotAllowed = "CredentialsNotAllowed"
+	// ReasonBackendNotAllowed: the backend address is outside the addresses
+	// the manager may connect to (--allowed-backend-addresses).
+	ReasonBackendNotAllowed = "BackendNotAllowed"
+	// ReasonKeyNotAllowed: spec.key is set but the manager does not allow
+	// custom keys, or not this one in this namespace.
 	ReasonKeyNotAllowed = "KeyNotAllowed"
 	// ReasonGranted: a pod holds the lock.
 	ReasonGranted = "Granted"
@@ -85,22 +133,54 @@ const (
 	// holder still runs. Nothing is granted until the holder ends or an
 	// operator force-releases the lock.
 	ReasonLost = "Lost"
+	// ReasonRenewalFailing: the controller could not renew the hold for
+	// longer than it is sure to last, so it cannot tell whether the backend
+	// still has it. It keeps the holder and keeps trying; nothing is granted
+	// meanwhile.
+	ReasonRenewalFailing = "RenewalFailing"
 	// ReasonUnknownHolder: the backend's holder cannot be matched to a pod;
 	// the controller fails closed and grants nothing.
 	ReasonUnknownHolder = "UnknownHolder"
-	// ReasonForceReleased: an operator force-released the lock.
+	// ReasonForceReleaseRequested: an operator asked for the hold to end;
+	// the holder pod is being deleted and the lock passes on once it has
+	// stopped.
+	ReasonForceReleaseRequested = "ForceReleaseRequested"
+	// ReasonForceReleased: the lock passed on after a force-release.
 	ReasonForceReleased = "ForceReleased"
+	// ReasonBroken: an operator broke the hold at once (distlock.io/break);
+	// the old holder may still run.
+	ReasonBroken = "Broken"
 	// ReasonMaxHoldExceeded: the holder held the lock longer than
 	// spec.maxHoldDuration and was asked to stop (its pod is deleted).
 	ReasonMaxHoldExceeded = "MaxHoldExceeded"
+	// ReasonDeletionWaitsForHolder: the DistributedLock is being deleted and
+	// waits until its holder pod has stopped before it releases the lock.
+	ReasonDeletionWaitsForHolder = "DeletionWaitsForHolder"
+	// ReasonDeletedWithoutRelease: the DistributedLock was deleted without
+	// releasing its backend lock (its namespace is being deleted and the
+	// backend could not be used); the hold expires by its TTL.
+	ReasonDeletedWithoutRelease = "DeletedWithoutRelease"
+	// ReasonFencingRegressed: the backend would have handed out a fencing
+	// token at or below status.lastFencingToken (its data was wiped), so the
+	// lock is not granted. See docs/design.md for what to do.
+	ReasonFencingRegressed = "FencingRegressed"
 	// ReasonLockNotFound: a pod names a DistributedLock that does not exist.
 	ReasonLockNotFound = "LockNotFound"
 	// ReasonWaiting: a pod waits for the lock.
 	ReasonWaiting = "Waiting"
+	// ReasonHoldsAnotherLock: a pod that holds one lock asks for another; a
+	// pod holds one lock at a time, so it is not granted the second.
+	ReasonHoldsAnotherLock = "HoldsAnotherLock"
 	// ReasonAdopted: after a restart the controller found a hold it made
 	// earlier and took it over again.
 	ReasonAdopted = "Adopted"
 )
+
+// MinLeaseDuration is the shortest spec.leaseDuration: long enough that a
+// hold outlives a failover of the manager (a standby takes over within about
+// 4.2s of the leader's last renewal, and a hold has at least two thirds of
+// its lease left at that time).
+const MinLeaseDuration = "10s"
 
 // DistributedLockSpec defines which lock a DistributedLock names and where it is held.
 // +kubebuilder:validation:XValidation:rule="has(self.key) == has(oldSelf.key) && (!has(self.key) || self.key == oldSelf.key)",message="spec.key is immutable: delete and recreate the DistributedLock to move it to another key"
@@ -118,7 +198,10 @@ type DistributedLockSpec struct {
 	// (ZooKeeper), so locks in different namespaces never collide. Naming a
 	// key explicitly, to share a lock with programs outside the cluster, is
 	// allowed only when the manager runs with --allow-custom-keys (a
-	// cluster administrator's decision). Cannot be changed after creation.
+	// cluster administrator's decision), and only under the namespace's own
+	// prefixes ("<namespace>/", "<namespace>:", "/<namespace>/") or those an
+	// administrator lists in the Namespace's distlock.io/allowed-key-prefixes
+	// annotation. Cannot be changed after creation.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
@@ -127,11 +210,12 @@ type DistributedLockSpec struct {
 
 	// leaseDuration is how long the backend keeps the lock without a renewal.
 	// The controller renews the hold every leaseDuration/3 while the holder
-	// runs; if the controller stops, the backend frees the lock after at most
-	// leaseDuration. Between 5s and 1h; defaults to 30s.
+	// runs, on its own timers (not waiting for the API server); if the
+	// controller stops, the backend frees the lock after at most
+	// leaseDuration. Between 10s and 1h; defaults to 30s.
 	// +optional
 	// +kubebuilder:default="30s"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5s') && duration(self) <= duration('1h')",message="leaseDuration must be between 5s and 1h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('1h')",message="leaseDuration must be between 10s and 1h"
 	LeaseDuration *metav1.Duration `json:"leaseDuration,omitempty"`
 
 	// maxHoldDuration, when set, bounds how long one pod may hold the lock.
@@ -177,7 +261,9 @@ type RedisBackend struct {
 	DB int32 `json:"db,omitempty"`
 
 	// credentialsSecretRef names a Secret in the lock's namespace with the
-	// key "password" and, for a Redis ACL user, "username".
+	// key "password" and, for a Redis ACL user, "username". The Secret must
+	// allow this lock to use it: annotation distlock.io/allowed-locks with
+	// the lock's name or "*".
 	// +optional
 	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef,omitempty"`
 
@@ -208,7 +294,8 @@ type RedisSentinel struct {
 type TLSConfig struct {
 	// caSecretRef names a Secret in the lock's namespace whose key "ca.crt"
 	// holds the PEM certificates that sign the server's certificate. When
-	// unset, the system roots are used.
+	// unset, the system roots are used. Like a credentials Secret, it must
+	// carry the annotation distlock.io/allowed-locks.
 	// +optional
 	CASecretRef *SecretReference `json:"caSecretRef,omitempty"`
 
@@ -242,8 +329,22 @@ type ZooKeeperBackend struct {
 	// credentialsSecretRef names a Secret in the lock's namespace with the
 	// keys "username" and "password" for ZooKeeper's digest scheme. Lock
 	// nodes are then created readable and writable by that identity only.
+	// The Secret must allow this lock to use it: annotation
+	// distlock.io/allowed-locks with the lock's name or "*".
 	// +optional
 	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef,omitempty"`
+
+	// nodeNames is how the controller names its nodes under the lock path,
+	// to match the outside programs that share the path: "Curator" (the
+	// default: "_c_<uuid>-lock-<seq>", as Apache Curator's InterProcessMutex
+	// and go-zookeeper's zk.Lock) or "Kazoo" ("<hex>__lock__<seq>", as
+	// Python's kazoo Lock). The controller recognises both, and the nodes of
+	// Curator's and kazoo's read-write locks, whatever this says; outside
+	// programs recognise only their own by default.
+	// +optional
+	// +kubebuilder:default=Curator
+	// +kubebuilder:validation:Enum=Curator;Kazoo
+	NodeNames string `json:"nodeNames,omitempty"`
 }
 
 // SecretReference names a Secret in the DistributedLock's namespace.
@@ -310,6 +411,28 @@ type WaitingPod struct {
 	PodUID types.UID `json:"podUID"`
 }
 
+// RevokedPod is a pod whose hold was taken from it while it may still run.
+type RevokedPod struct {
+	// pod is the name of the pod.
+	// +required
+	Pod string `json:"pod"`
+
+	// podUID is the UID of the pod.
+	// +required
+	PodUID types.UID `json:"podUID"`
+
+	// fencingToken is the token of the hold that was taken.
+	// +optional
+	FencingToken int64 `json:"fencingToken,omitempty"`
+
+	// reason says why the hold was taken: Lost or Broken.
+	// +required
+	Reason string `json:"reason"`
+}
+
+// MaxRevokedListed bounds status.revoked.
+const MaxRevokedListed = 16
+
 // MaxWaitingListed bounds status.waiting; status.waitingCount has the total.
 const MaxWaitingListed = 10
 
@@ -344,6 +467,23 @@ type DistributedLockStatus struct {
 	// +optional
 	WaitingCount int32 `json:"waitingCount"`
 
+	// lastFencingToken is the highest fencing token handed out for this
+	// lock. A new hold always gets a higher one, even after the backend lost
+	// its counter (a Redis restart without persistence): the controller
+	// raises the backend's counter above it, or refuses to grant.
+	// +optional
+	LastFencingToken int64 `json:"lastFencingToken,omitempty"`
+
+	// revoked lists pods whose hold was taken from them (lost in the
+	// backend, or broken by an operator) while they may still run, newest
+	// last. Their waiters exit with code 4 instead of waiting forever; they
+	// are never granted the lock again. A pod leaves the list once it has
+	// stopped.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Revoked []RevokedPod `json:"revoked,omitempty"`
+
 	// conditions describe the lock's state: Ready, BackendReachable and
 	// Held, each with a reason a person can act on.
 	// +optional
@@ -364,6 +504,7 @@ type DistributedLockStatus struct {
 // +kubebuilder:printcolumn:name="Token",type=integer,JSONPath=`.status.holders[0].fencingToken`,priority=1
 // +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.key`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: pods name the lock in the label distlock.io/lock, whose values are limited to 63"
 
 // DistributedLock names one lock held in Redis or ZooKeeper. Pods ask for it
 // with the label distlock.io/lock=<name>; the controller grants it to one pod
