@@ -20,7 +20,9 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
+	"strings"
 
 	// Import all Kubernetes client auth plugins (e.g. Azure, GCP, OIDC, etc.)
 	// to ensure that exec-entrypoint and run can make use of them.
@@ -29,7 +31,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -38,6 +42,8 @@ import (
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 	"github.com/distlock/distlock/internal/backendpool"
 	"github.com/distlock/distlock/internal/controller"
+	"github.com/distlock/distlock/internal/holder"
+	"github.com/distlock/distlock/internal/leader"
 
 	// The backends register themselves.
 	_ "github.com/distlock/distlock/internal/backend/redis"
@@ -65,12 +71,24 @@ func main() {
 	var tlsOpts []func(*tls.Config)
 	var clusterID string
 	var allowCustomKeys bool
+	var leaderElectionNamespace string
+	var watchNamespaces string
+	var allowedBackendAddresses string
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
 	flag.BoolVar(&enableLeaderElection, "leader-elect", false,
 		"Enable leader election for controller manager. "+
 			"Enabling this will ensure there is only one active controller manager.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "",
+		"Namespace of the leader-election Lease. Defaults to the namespace the manager runs in; "+
+			"required with --leader-elect outside a cluster.")
+	flag.StringVar(&watchNamespaces, "watch-namespace", "",
+		"Comma-separated namespaces whose DistributedLocks this manager handles; empty means every namespace.")
+	flag.StringVar(&allowedBackendAddresses, "allowed-backend-addresses", "",
+		"Comma-separated host:port patterns (with * wildcards, e.g. '*.redis.svc:6379') of the only backends "+
+			"DistributedLocks may name; empty allows any. Set it in clusters whose tenants must not make the "+
+			"manager connect to arbitrary addresses.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"If set, the metrics endpoint is served securely via HTTPS. Use --metrics-secure=false to use HTTP instead.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
@@ -80,7 +98,8 @@ func main() {
 			"tell their holds apart. Must stay the same across restarts. Defaults to the UID of the kube-system namespace.")
 	flag.BoolVar(&allowCustomKeys, "allow-custom-keys", false,
 		"Let DistributedLocks name their own backend key (spec.key), e.g. to share a lock with programs outside the cluster. "+
-			"Off by default: tenants could otherwise take each other's keys.")
+			"Keys must start with the lock's namespace (\"<ns>/\", \"<ns>:\", \"/<ns>/\") or a prefix that an administrator "+
+			"lists in the Namespace annotation distlock.io/allowed-key-prefixes.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -117,38 +136,74 @@ func main() {
 		}
 		clusterID = id
 	}
+	if err := holder.ValidateClusterID(clusterID); err != nil {
+		setupLog.Error(err, "invalid --cluster-id")
+		os.Exit(1)
+	}
 	setupLog.Info("holder identities name this cluster", "clusterID", clusterID)
 
+	elector, err := newElector(restConfig, enableLeaderElection, leaderElectionNamespace)
+	if err != nil {
+		setupLog.Error(err, "unable to set up leader election")
+		os.Exit(1)
+	}
+
+	cacheOptions := controller.CacheOptions()
+	if watchNamespaces != "" {
+		cacheOptions.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range splitList(watchNamespaces) {
+			cacheOptions.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  controller.CacheOptions(),
+		Cache:                  cacheOptions,
 		Metrics:                metricsServerOptions,
 		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         enableLeaderElection,
-		LeaderElectionID:       "manager.distlock.io",
-		// The manager exits right after it stops, so giving up the lease on
-		// the way out is safe and lets a standby take over at once.
-		LeaderElectionReleaseOnCancel: true,
+		// Leader election is the elector's (internal/leader): it keeps
+		// renewals of holds going through an API server outage, fails over
+		// within about 5s, and the caches of a standby stay warm.
+		LeaderElection: false,
 	})
 	if err != nil {
 		setupLog.Error(err, "unable to start manager")
 		os.Exit(1)
 	}
+	if err := mgr.Add(elector); err != nil {
+		setupLog.Error(err, "unable to add the leader elector")
+		os.Exit(1)
+	}
 
 	backends := &backendpool.Pool{}
 	defer backends.Close()
-	if err := (&controller.DistributedLockReconciler{
-		Client:          mgr.GetClient(),
-		Scheme:          mgr.GetScheme(),
-		APIReader:       mgr.GetAPIReader(),
-		Recorder:        mgr.GetEventRecorder("distlock"),
-		Backends:        backends,
-		ClusterID:       clusterID,
-		AllowCustomKeys: allowCustomKeys,
-	}).SetupWithManager(mgr); err != nil {
+	reconciler := &controller.DistributedLockReconciler{
+		Client:                  mgr.GetClient(),
+		Scheme:                  mgr.GetScheme(),
+		APIReader:               mgr.GetAPIReader(),
+		Recorder:                mgr.GetEventRecorder("distlock"),
+		Backends:                backends,
+		Leader:                  elector,
+		ClientName:              clientName(elector.Identity()),
+		ClusterID:               clusterID,
+		AllowCustomKeys:         allowCustomKeys,
+		AllowedBackendAddresses: splitList(allowedBackendAddresses),
+	}
+	if err := reconciler.SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "DistributedLock")
 		os.Exit(1)
 	}
+	// A replica that starts leading looks at every lock at once (renewing the
+	// holds of the replica it replaces); one that another replica deposed
+	// stops renewing, leaving the holds to the new leader.
+	elector.OnStartedLeading(func() {
+		if err := reconciler.EnqueueAll(ctx); err != nil {
+			setupLog.Error(err, "enqueueing every lock after taking over")
+		}
+	})
+	elector.OnDeposed(func(holder string) {
+		setupLog.Info("another replica leads now; leaving the holds to it", "leader", holder)
+		reconciler.Keeper.DropAll()
+	})
 	// +kubebuilder:scaffold:builder
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -160,9 +215,50 @@ func main() {
 		os.Exit(1)
 	}
 
-	setupLog.Info("starting manager")
+	setupLog.Info("starting manager", "leaderElection", elector.String())
 	if err := mgr.Start(ctx); err != nil {
 		setupLog.Error(err, "problem running manager")
 		os.Exit(1)
 	}
+}
+
+// newElector returns the leader elector: a real election on a Lease with
+// --leader-elect, else one that always leads.
+func newElector(restConfig *rest.Config, enabled bool, namespace string) (*leader.Elector, error) {
+	cfg := leader.Config{Disabled: !enabled, Namespace: namespace, Logger: ctrl.Log.WithName("leader")}
+	if enabled && namespace == "" {
+		ns, err := leader.InClusterNamespace()
+		if err != nil {
+			return nil, fmt.Errorf("--leader-election-namespace is needed outside a cluster: %w", err)
+		}
+		cfg.Namespace = ns
+	}
+	return leader.New(restConfig, cfg)
+}
+
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// clientName names this replica's backend connections: "distlock-manager"
+// and the replica's election identity, with characters Redis refuses in a
+// client name replaced.
+func clientName(identity string) string {
+	name := "distlock-manager"
+	if identity != "" {
+		name += ":" + identity
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r > '~' {
+			return '_'
+		}
+		return r
+	}, name)
 }

@@ -227,7 +227,7 @@ func run(ctx context.Context, workDir string, hold time.Duration) error {
 // test-e2e runs real containers on a real node).
 func takeTurns(ctx context.Context, c client.Client, ns string, locks []*locksv1alpha1.DistributedLock,
 	kubectl func(args ...string) error) error {
-	step("creating three pods per lock that ask for it (label %s)", locksv1alpha1.LockLabel)
+	step("creating three running pods per lock that ask for it (label %s)", locksv1alpha1.LockLabel)
 	pods := map[string][]*corev1.Pod{}
 	for _, lock := range locks {
 		for i := range 3 {
@@ -236,10 +236,16 @@ func takeTurns(ctx context.Context, c client.Client, ns string, locks []*locksv1
 					Namespace: ns, Name: fmt.Sprintf("%s-worker-%d", lock.Name, i),
 					Labels: map[string]string{locksv1alpha1.LockLabel: lock.Name},
 				},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "work", Image: "busybox"}}},
+				// Created on a node, as if scheduled: the lock is granted only to
+				// pods that can use it at once.
+				Spec: corev1.PodSpec{NodeName: "demo-node", Containers: []corev1.Container{{Name: "work", Image: "busybox"}}},
 			}
 			if err := c.Create(ctx, pod); err != nil {
 				return fmt.Errorf("creating pod %s: %w", pod.Name, err)
+			}
+			running := client.RawPatch(types.MergePatchType, []byte(`{"status":{"phase":"Running"}}`))
+			if err := c.Status().Patch(ctx, pod, running); err != nil {
+				return fmt.Errorf("starting pod %s: %w", pod.Name, err)
 			}
 			pods[lock.Name] = append(pods[lock.Name], pod)
 		}

@@ -84,9 +84,22 @@ func TestDistributedLockAdmissionRejectsMalformedSpecs(t *testing.T) {
 	ns := newTestNamespace(ctx, t)
 
 	tests := map[string]struct {
+		// name, when set, names the lock (else the API server generates one).
+		name        string
 		spec        locksv1alpha1.DistributedLockSpec
 		wantMessage string
 	}{
+		"a lock name longer than a label value may be (63)": {
+			name:        strings.Repeat("a", 64),
+			spec:        locksv1alpha1.DistributedLockSpec{Backend: redisAt("redis:6379")},
+			wantMessage: "metadata.name must be at most 63 characters: pods name the lock in the label distlock.io/lock",
+		},
+		"an unknown ZooKeeper node naming": {
+			spec: locksv1alpha1.DistributedLockSpec{Backend: locksv1alpha1.BackendSpec{ZooKeeper: &locksv1alpha1.ZooKeeperBackend{
+				Servers: []string{"zk:2181"}, NodeNames: "Zookeeper",
+			}}},
+			wantMessage: `spec.backend.zookeeper.nodeNames: Unsupported value: "Zookeeper": supported values: "Curator", "Kazoo"`,
+		},
 		"a lock with no backend": {
 			spec:        locksv1alpha1.DistributedLockSpec{},
 			wantMessage: "exactly one of backend.redis or backend.zookeeper must be set",
@@ -171,13 +184,13 @@ func TestDistributedLockAdmissionRejectsMalformedSpecs(t *testing.T) {
 			spec:        locksv1alpha1.DistributedLockSpec{Backend: redisAt("redis:6379"), Key: "nightly report"},
 			wantMessage: "spec.key must be printable ASCII without spaces",
 		},
-		"a lease shorter than 5s": {
-			spec:        locksv1alpha1.DistributedLockSpec{Backend: redisAt("redis:6379"), LeaseDuration: duration(time.Second)},
-			wantMessage: "leaseDuration must be between 5s and 1h",
+		"a lease shorter than 10s (a failover of the manager must fit in it)": {
+			spec:        locksv1alpha1.DistributedLockSpec{Backend: redisAt("redis:6379"), LeaseDuration: duration(5 * time.Second)},
+			wantMessage: "leaseDuration must be between 10s and 1h",
 		},
 		"a lease longer than 1h": {
 			spec:        locksv1alpha1.DistributedLockSpec{Backend: redisAt("redis:6379"), LeaseDuration: duration(2 * time.Hour)},
-			wantMessage: "leaseDuration must be between 5s and 1h",
+			wantMessage: "leaseDuration must be between 10s and 1h",
 		},
 		"a maximum hold shorter than the lease": {
 			spec: locksv1alpha1.DistributedLockSpec{
@@ -189,7 +202,7 @@ func TestDistributedLockAdmissionRejectsMalformedSpecs(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			lock := &locksv1alpha1.DistributedLock{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "bad-"},
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "bad-", Name: tc.name},
 				Spec:       tc.spec,
 			}
 			err := k8sClient.Create(ctx, lock)

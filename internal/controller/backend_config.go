@@ -24,6 +24,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,6 +33,7 @@ import (
 
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 	"github.com/distlock/distlock/internal/backend"
+	"github.com/distlock/distlock/internal/backendpool"
 )
 
 // Secret keys the controller reads.
@@ -41,8 +43,18 @@ const (
 	secretKeyCA       = "ca.crt"
 )
 
-// errCredentials marks a problem with the Secret a lock's backend refers to.
-var errCredentials = errors.New("credentials")
+// Errors of a lock's configuration; backendReason maps them to condition
+// reasons.
+var (
+	// errCredentials marks a problem with the Secret a lock's backend refers to.
+	errCredentials = errors.New("credentials")
+	// errCredentialsNotAllowed: the Secret does not allow the lock to use it.
+	errCredentialsNotAllowed = errors.New("credentials not allowed")
+	// errKeyNotAllowed: spec.key is refused.
+	errKeyNotAllowed = errors.New("key not allowed")
+	// errBackendNotAllowed: the backend address is outside the allowed ones.
+	errBackendNotAllowed = errors.New("backend address not allowed")
+)
 
 // lockKey returns the backend key of a lock: spec.key, or a key derived from
 // its namespace and name under a fixed prefix.
@@ -55,6 +67,29 @@ func lockKey(lock *locksv1alpha1.DistributedLock) string {
 		return "/" + key
 	}
 	return key
+}
+
+// connect returns a reference to the backend connection of a lock, after
+// checking that the lock may use its key, its backend address and its
+// Secrets. The caller closes the reference.
+func (r *DistributedLockReconciler) connect(ctx context.Context, lock *locksv1alpha1.DistributedLock) (*backendpool.Ref, string, error) {
+	if err := r.checkKey(ctx, lock); err != nil {
+		return nil, "", err
+	}
+	if err := checkAddresses(r.AllowedBackendAddresses, lock.Spec.Backend.Servers()); err != nil {
+		return nil, "", err
+	}
+	cfg, fingerprint, err := r.backendConfig(ctx, lock)
+	if err != nil {
+		return nil, "", err
+	}
+	callCtx, cancel := r.backendContext(ctx)
+	defer cancel()
+	ref, err := r.Backends.Get(callCtx, fingerprint, lock.Spec.Backend.Name(), cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	return ref, fingerprint, nil
 }
 
 // backendConfig turns a lock's spec and the Secrets it names into a
@@ -78,17 +113,19 @@ func (r *DistributedLockReconciler) backendConfig(
 		if b.ZooKeeper.SessionTimeout != nil {
 			cfg.SessionTimeout = b.ZooKeeper.SessionTimeout.Duration
 		}
+		cfg.NodeNames = b.ZooKeeper.NodeNames
 		credsRef = b.ZooKeeper.CredentialsSecretRef
 	default:
 		return cfg, "", errors.New("spec.backend names no backend")
 	}
-	cfg.DialTimeout = r.dialTimeout()
+	cfg.DialTimeout = r.backendTimeout()
+	cfg.ClientName = r.ClientName
 
 	fp := sha256.New()
-	fmt.Fprintf(fp, "%s\x00%s\x00%s\x00%d\x00%s\x00",
-		lock.Spec.Backend.Name(), strings.Join(cfg.Servers, ","), cfg.SentinelMaster, cfg.DB, cfg.SessionTimeout)
+	fmt.Fprintf(fp, "%s\x00%s\x00%s\x00%d\x00%s\x00%s\x00",
+		lock.Spec.Backend.Name(), strings.Join(cfg.Servers, ","), cfg.SentinelMaster, cfg.DB, cfg.SessionTimeout, cfg.NodeNames)
 	if credsRef != nil {
-		secret, err := r.secret(ctx, lock.Namespace, credsRef.Name)
+		secret, err := r.secret(ctx, lock, credsRef.Name)
 		if err != nil {
 			return cfg, "", err
 		}
@@ -107,7 +144,7 @@ func (r *DistributedLockReconciler) backendConfig(
 		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: tlsSpec.ServerName}
 		fmt.Fprintf(fp, "tls\x00%s\x00", tlsSpec.ServerName)
 		if tlsSpec.CASecretRef != nil {
-			secret, err := r.secret(ctx, lock.Namespace, tlsSpec.CASecretRef.Name)
+			secret, err := r.secret(ctx, lock, tlsSpec.CASecretRef.Name)
 			if err != nil {
 				return cfg, "", err
 			}
@@ -123,16 +160,55 @@ func (r *DistributedLockReconciler) backendConfig(
 	return cfg, hex.EncodeToString(fp.Sum(nil)), nil
 }
 
-// secret reads a Secret straight from the API server: the manager does not
-// cache Secrets, so it needs no list or watch permission on them.
-func (r *DistributedLockReconciler) secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+// secret reads a Secret straight from the API server (the manager does not
+// cache Secrets, so it needs no list or watch permission on them) and checks
+// that it allows the lock to use it.
+func (r *DistributedLockReconciler) secret(ctx context.Context, lock *locksv1alpha1.DistributedLock, name string) (*corev1.Secret, error) {
 	var secret corev1.Secret
-	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &secret)
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: lock.Namespace, Name: name}, &secret)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("%w: Secret %s/%s not found", errCredentials, namespace, name)
+		return nil, fmt.Errorf("%w: Secret %s/%s not found", errCredentials, lock.Namespace, name)
 	case err != nil:
-		return nil, fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err)
+		return nil, fmt.Errorf("reading Secret %s/%s: %w", lock.Namespace, name, err)
+	}
+	if !secretAllows(&secret, lock.Name) {
+		return nil, fmt.Errorf("%w: Secret %s/%s does not allow DistributedLock %s to use it; if it should, "+
+			"annotate it: kubectl annotate secret %s %s=%s (a comma-separated list of lock names, or *)",
+			errCredentialsNotAllowed, lock.Namespace, name, lock.Name, name, locksv1alpha1.AllowedLocksAnnotation, lock.Name)
 	}
 	return &secret, nil
+}
+
+// secretAllows reports whether a Secret's distlock.io/allowed-locks
+// annotation lists lock (or "*").
+func secretAllows(secret *corev1.Secret, lock string) bool {
+	for _, name := range strings.Split(secret.Annotations[locksv1alpha1.AllowedLocksAnnotation], ",") {
+		if name = strings.TrimSpace(name); name == "*" || name == lock {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAddresses checks every backend address against the allowed patterns
+// (path.Match syntax on "host:port"); no patterns allow everything.
+func checkAddresses(patterns, servers []string) error {
+	if len(patterns) == 0 {
+		return nil
+	}
+	for _, server := range servers {
+		allowed := false
+		for _, p := range patterns {
+			if ok, _ := path.Match(p, server); ok {
+				allowed = true
+				break
+			}
+		}
+		if !allowed {
+			return fmt.Errorf("%w: %s matches none of the addresses this manager may connect to (%s); "+
+				"ask the cluster administrator", errBackendNotAllowed, capValue(server), strings.Join(patterns, ", "))
+		}
+	}
+	return nil
 }

@@ -19,6 +19,8 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +28,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -89,9 +92,21 @@ func TestAnUnreachableBackendBlocksGrantsUntilItIsBack(t *testing.T) {
 	}
 }
 
+// newSecret creates a Secret that every lock of ns may use (annotation
+// distlock.io/allowed-locks: "*").
 func newSecret(ctx context.Context, t *testing.T, ns, name string, data map[string]string) {
 	t.Helper()
+	newSecretAllowing(ctx, t, ns, name, "*", data)
+}
+
+// newSecretAllowing creates a Secret whose distlock.io/allowed-locks
+// annotation is allowed (none when empty).
+func newSecretAllowing(ctx context.Context, t *testing.T, ns, name, allowed string, data map[string]string) {
+	t.Helper()
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: data}
+	if allowed != "" {
+		s.Annotations = map[string]string{locksv1alpha1.AllowedLocksAnnotation: allowed}
+	}
 	if err := k8sClient.Create(ctx, s); err != nil {
 		t.Fatalf("creating Secret %s: %v", name, err)
 	}
@@ -131,6 +146,24 @@ func TestBadCredentialsShowAsConditions(t *testing.T) {
 		newLock(ctx, t, ns, "guarded", redisCase, withCreds("redis-creds"))
 		newPod(ctx, t, ns, "pod", "guarded")
 		waitLock(ctx, t, ns, "guarded", "granted", holderIs("pod"))
+	})
+	t.Run("redis: a Secret that does not allow the lock to use it", func(t *testing.T) {
+		ctx := testContext(t)
+		ns := newTestNamespace(ctx, t)
+		startController(t, ns)
+		newSecretAllowing(ctx, t, ns, "unannotated", "", map[string]string{"password": "s3cret"})
+		newSecretAllowing(ctx, t, ns, "for-others", "other-lock, third", map[string]string{"password": "s3cret"})
+		newLock(ctx, t, ns, "guarded", redisCase, withCreds("unannotated"))
+		newLock(ctx, t, ns, "guarded2", redisCase, withCreds("for-others"))
+		newPod(ctx, t, ns, "pod", "guarded")
+		lock := waitLock(ctx, t, ns, "guarded", "refused the Secret", conditionReason(locksv1alpha1.ConditionReady, locksv1alpha1.ReasonCredentialsNotAllowed))
+		if c := meta.FindStatusCondition(lock.Status.Conditions, locksv1alpha1.ConditionReady); !strings.Contains(c.Message, locksv1alpha1.AllowedLocksAnnotation) {
+			t.Errorf("message %q does not say how to allow it", c.Message)
+		}
+		waitLock(ctx, t, ns, "guarded2", "refused the Secret", conditionReason(locksv1alpha1.ConditionReady, locksv1alpha1.ReasonCredentialsNotAllowed))
+		if n := countEvents(ctx, t, ns, "Pod", "pod", locksv1alpha1.ReasonGranted); n != 0 {
+			t.Errorf("the pod was granted a lock whose Secret does not allow it")
+		}
 	})
 	t.Run("redis: a missing Secret", func(t *testing.T) {
 		ctx := testContext(t)
@@ -172,15 +205,17 @@ func TestBadCredentialsShowAsConditions(t *testing.T) {
 	})
 }
 
-func TestCustomKeysNeedTheManagersPermission(t *testing.T) {
+func TestCustomKeysNeedTheManagersPermissionAndStayInTheirNamespace(t *testing.T) {
 	bc := backendCases()[0]
-	withKey := func(l *locksv1alpha1.DistributedLock) { l.Spec.Key = "shared/nightly-report" }
+	withKey := func(key string) func(*locksv1alpha1.DistributedLock) {
+		return func(l *locksv1alpha1.DistributedLock) { l.Spec.Key = key }
+	}
 
 	t.Run("refused by default", func(t *testing.T) {
 		ctx := testContext(t)
 		ns := newTestNamespace(ctx, t)
 		startController(t, ns)
-		newLock(ctx, t, ns, "custom", bc, withKey)
+		newLock(ctx, t, ns, "custom", bc, withKey(ns+"/nightly-report"))
 		newPod(ctx, t, ns, "pod", "custom")
 		waitLock(ctx, t, ns, "custom", "refused", conditionReason(locksv1alpha1.ConditionReady, locksv1alpha1.ReasonKeyNotAllowed))
 		waitEvent(ctx, t, ns, "DistributedLock", "custom", locksv1alpha1.ReasonKeyNotAllowed)
@@ -188,19 +223,47 @@ func TestCustomKeysNeedTheManagersPermission(t *testing.T) {
 			t.Errorf("the pod was granted a lock with a refused key")
 		}
 	})
-	t.Run("allowed with --allow-custom-keys", func(t *testing.T) {
+	t.Run("allowed with --allow-custom-keys under the namespace's own prefix", func(t *testing.T) {
 		ctx := testContext(t)
 		ns := newTestNamespace(ctx, t)
 		startController(t, ns, withCustomKeys())
-		newLock(ctx, t, ns, "custom", bc, withKey)
+		newLock(ctx, t, ns, "custom", bc, withKey(ns+":nightly-report"))
 		newPod(ctx, t, ns, "pod", "custom")
 		lock := waitLock(ctx, t, ns, "custom", "granted", holderIs("pod"))
-		if lock.Status.Key != "shared/nightly-report" {
+		if lock.Status.Key != ns+":nightly-report" {
 			t.Errorf("status.key = %q; want the custom key", lock.Status.Key)
 		}
-		if got := bc.leftovers(t, "shared/nightly-report"); len(got) == 0 {
+		if got := bc.leftovers(t, ns+":nightly-report"); len(got) == 0 {
 			t.Errorf("nothing held under the custom key")
 		}
+	})
+	t.Run("another namespace's default key is refused even with --allow-custom-keys", func(t *testing.T) {
+		ctx := testContext(t)
+		ns := newTestNamespace(ctx, t)
+		victim := newTestNamespace(ctx, t)
+		startController(t, ns, withCustomKeys())
+		newLock(ctx, t, ns, "intruder", bc, withKey("distlock/"+victim+"/reports"))
+		newPod(ctx, t, ns, "pod", "intruder")
+		lock := waitLock(ctx, t, ns, "intruder", "refused", conditionReason(locksv1alpha1.ConditionReady, locksv1alpha1.ReasonKeyNotAllowed))
+		if c := meta.FindStatusCondition(lock.Status.Conditions, locksv1alpha1.ConditionReady); !strings.Contains(c.Message, "another namespace") {
+			t.Errorf("message %q does not say why", c.Message)
+		}
+	})
+	t.Run("a shared key outside the namespace needs the Namespace annotation an administrator sets", func(t *testing.T) {
+		ctx := testContext(t)
+		ns := newTestNamespace(ctx, t)
+		startController(t, ns, withCustomKeys())
+		newLock(ctx, t, ns, "shared", bc, withKey("locks:billing:nightly-"+ns))
+		newPod(ctx, t, ns, "pod", "shared")
+		waitLock(ctx, t, ns, "shared", "refused", conditionReason(locksv1alpha1.ConditionReady, locksv1alpha1.ReasonKeyNotAllowed))
+
+		patch := client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:"locks:billing:"}}}`,
+			locksv1alpha1.AllowedKeyPrefixesAnnotation)))
+		if err := k8sClient.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, patch); err != nil {
+			t.Fatalf("annotating the namespace: %v", err)
+		}
+		annotateLock(ctx, t, ns, "shared", "test.distlock.io/poke", "1") // the controller does not watch namespaces
+		waitLock(ctx, t, ns, "shared", "granted once allowed", holderIs("pod"))
 	})
 }
 
@@ -256,4 +319,58 @@ func TestWhenTheHolderCannotBeFoundTheControllerFailsClosed(t *testing.T) {
 	})
 	setPhase(ctx, t, holder, corev1.PodSucceeded)
 	waitLock(ctx, t, ns, "careful", "passed to waiter", holderIs("waiter"))
+}
+
+func TestALockInATerminatingNamespaceGoesWhenItsSecretWentFirst(t *testing.T) {
+	redis := testservers.NewRedis(t, testservers.WithRedisPassword("s3cret"))
+	ctx := testContext(t)
+	ns := newTestNamespace(ctx, t)
+	first := startController(t, ns)
+	newSecret(ctx, t, ns, "creds", map[string]string{"password": "s3cret"})
+	lock := newLock(ctx, t, ns, "doomed", backendCase{spec: func() locksv1alpha1.BackendSpec {
+		return locksv1alpha1.BackendSpec{Redis: &locksv1alpha1.RedisBackend{Address: redis.Addr,
+			CredentialsSecretRef: &locksv1alpha1.SecretReference{Name: "creds"}}}
+	}})
+	pod := newPod(ctx, t, ns, "holder", "doomed")
+	waitLock(ctx, t, ns, "doomed", "held", holderIs("holder"))
+
+	// The namespace is deleted: its Secret and pods go first, while the
+	// manager is restarting (it keeps no connection to the backend).
+	first.stop()
+	for _, obj := range []client.Object{&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "creds"}}, pod} {
+		if err := k8sClient.Delete(ctx, obj, client.GracePeriodSeconds(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := k8sClient.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8sClient.Delete(ctx, lock); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, ns)
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(lock), &locksv1alpha1.DistributedLock{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock in the terminating namespace still exists after %v (err %v)", waitTimeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// No Event can tell of it: the API server refuses new objects, Events
+	// included, in a terminating namespace; the manager logs it. The hold,
+	// no longer renewed, expires by its TTL.
+	deadline = time.Now().Add(testLease + 2*time.Second)
+	for {
+		if _, held := redisHeldTokenAuth(t, redis.Addr, "s3cret", "distlock/"+ns+"/doomed"); !held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hold of the deleted lock did not expire within its TTL")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -77,9 +77,12 @@ func benchmarkDistlockHandoff(b *testing.B, bc backendCase) {
 	for i := range pods {
 		pods[i] = &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("pod-%05d", i), Labels: map[string]string{locksv1alpha1.LockLabel: "bench"}},
-			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "work", Image: "busybox"}}},
+			Spec:       corev1.PodSpec{NodeName: testNode, Containers: []corev1.Container{{Name: "work", Image: "busybox"}}},
 		}
 		if err := k8sClient.Create(ctx, pods[i]); err != nil {
+			b.Fatal(err)
+		}
+		if err := k8sClient.Status().Patch(ctx, pods[i], phasePatch(corev1.PodRunning)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -22,6 +22,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +46,14 @@ import (
 // waitTimeout bounds every wait for the controller in these tests.
 const waitTimeout = 20 * time.Second
 
+// testLease is the lease of the tests' locks: the shortest allowed.
+const testLease = 10 * time.Second
+
+// testNode is the node the tests' pods are created on: the lock is granted
+// only to pods scheduled to a node (no kubelet runs here; the tests play its
+// part and report the pods' phases).
+const testNode = "envtest-node"
+
 // backendCase is one backend under test, with what a test needs to talk to
 // its server directly: as a program outside Kubernetes would, and to check
 // what is left in it.
@@ -54,12 +64,15 @@ type backendCase struct {
 	// outsider returns a client that takes the lock at key the way programs
 	// outside the cluster do.
 	outsider func(t *testing.T, key string) outsideLocker
-	// leftovers lists what the backend keeps for key (nothing, once a lock
-	// is deleted).
+	// leftovers lists what the backend keeps for key besides the Redis
+	// fencing counter (nothing, once a lock is deleted).
 	leftovers func(t *testing.T, key string) []string
 	// dropHold removes the controller's hold behind its back, as an operator
 	// or a server failure might.
 	dropHold func(t *testing.T, key string)
+	// heldToken reads, straight from the server, the fencing token of the
+	// hold at key (false when nothing holds it).
+	heldToken func(t *testing.T, key string) (int64, bool)
 }
 
 // outsideLocker is a lock client outside Kubernetes.
@@ -80,17 +93,20 @@ func backendCases() []backendCase {
 				return &redisOutsider{client: newRedisClient(t, redisServer.Addr), key: key, value: randomValue(t)}
 			},
 			leftovers: func(t *testing.T, key string) []string {
+				// The fencing counter (key + ":fencing") is kept on purpose:
+				// tokens go on rising when a lock is created again on the key.
 				keys, err := newRedisClient(t, redisServer.Addr).Keys(context.Background(), key+"*").Result()
 				if err != nil {
 					t.Fatalf("listing redis keys %q: %v", key+"*", err)
 				}
-				return keys
+				return slices.DeleteFunc(keys, func(k string) bool { return k == key+":fencing" })
 			},
 			dropHold: func(t *testing.T, key string) {
 				if err := newRedisClient(t, redisServer.Addr).Del(context.Background(), key).Err(); err != nil {
 					t.Fatalf("deleting redis key %q: %v", key, err)
 				}
 			},
+			heldToken: func(t *testing.T, key string) (int64, bool) { return redisHeldToken(t, redisServer.Addr, key) },
 		},
 		{
 			name: "zookeeper",
@@ -127,8 +143,91 @@ func backendCases() []backendCase {
 					}
 				}
 			},
+			heldToken: func(t *testing.T, key string) (int64, bool) { return zkHeldToken(t, zkServer.Addr, key) },
 		},
 	}
+}
+
+// redisHeldToken reads the fencing token from the value of a Redis lock key
+// ("<holder>;fence=<token>").
+func redisHeldToken(t *testing.T, addr, key string) (int64, bool) {
+	t.Helper()
+	return redisHeldTokenAuth(t, addr, "", key)
+}
+
+// redisHeldTokenAuth is redisHeldToken on a server with a password.
+func redisHeldTokenAuth(t *testing.T, addr, password, key string) (int64, bool) {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: addr, Password: password})
+	defer c.Close()
+	v, err := c.Get(context.Background(), key).Result()
+	if errors.Is(err, goredis.Nil) {
+		return 0, false
+	}
+	if err != nil {
+		t.Fatalf("reading redis key %q: %v", key, err)
+	}
+	i := strings.LastIndex(v, ";fence=")
+	if i < 0 {
+		return 0, true
+	}
+	token, err := strconv.ParseInt(v[i+len(";fence="):], 10, 64)
+	if err != nil {
+		t.Fatalf("redis key %q holds %q: no fencing token", key, v)
+	}
+	return token, true
+}
+
+// zkHeldToken reads the creation zxid of the lowest lock node under key,
+// ordered by sequence number as Curator orders them.
+func zkHeldToken(t *testing.T, addr, key string) (int64, bool) {
+	t.Helper()
+	return zkHeldTokenAuth(t, addr, "", key)
+}
+
+// zkHeldTokenAuth is zkHeldToken authenticated with the digest scheme as
+// auth ("user:password"), when not empty.
+func zkHeldTokenAuth(t *testing.T, addr, auth, key string) (int64, bool) {
+	t.Helper()
+	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatalf("connecting to ZooKeeper: %v", err)
+	}
+	defer conn.Close()
+	if auth != "" {
+		if err := conn.AddAuth("digest", []byte(auth)); err != nil {
+			t.Fatalf("authenticating to ZooKeeper: %v", err)
+		}
+	}
+	children, _, err := conn.Children(key)
+	if errors.Is(err, zk.ErrNoNode) {
+		return 0, false
+	}
+	if err != nil {
+		t.Fatalf("listing znode %s: %v", key, err)
+	}
+	lowest, lowestSeq := "", int64(-1)
+	for _, c := range children {
+		i := strings.LastIndex(c, "lock-")
+		if i < 0 {
+			continue
+		}
+		seq, err := strconv.ParseInt(c[i+len("lock-"):], 10, 64)
+		if err == nil && (lowestSeq < 0 || seq < lowestSeq) {
+			lowest, lowestSeq = c, seq
+		}
+	}
+	if lowest == "" {
+		return 0, false
+	}
+	ok, stat, err := conn.Exists(key + "/" + lowest)
+	if err != nil {
+		t.Fatalf("reading znode %s/%s: %v", key, lowest, err)
+	}
+	if !ok {
+		return 0, false
+	}
+	return stat.Czxid, true
 }
 
 func newRedisClient(t *testing.T, addr string) *goredis.Client {
@@ -228,7 +327,7 @@ func newLock(ctx context.Context, t *testing.T, ns, name string, bc backendCase,
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: locksv1alpha1.DistributedLockSpec{
 			Backend:       bc.spec(),
-			LeaseDuration: &metav1.Duration{Duration: 6 * time.Second},
+			LeaseDuration: &metav1.Duration{Duration: testLease},
 		},
 	}
 	for _, m := range mutate {
@@ -240,22 +339,64 @@ func newLock(ctx context.Context, t *testing.T, ns, name string, bc backendCase,
 	return lock
 }
 
+// podOption adjusts a pod before newPod creates it.
+type podOption func(*corev1.Pod)
+
+// withFinalizer keeps a deleted pod in the API until the test removes the
+// finalizer, as a kubelet keeps a pod whose containers are still stopping.
+func withFinalizer(f string) podOption {
+	return func(p *corev1.Pod) { p.Finalizers = append(p.Finalizers, f) }
+}
+
 // newPod creates a running pod in ns that asks for lockName.
-func newPod(ctx context.Context, t *testing.T, ns, name, lockName string) *corev1.Pod {
+func newPod(ctx context.Context, t *testing.T, ns, name, lockName string, opts ...podOption) *corev1.Pod {
 	t.Helper()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{locksv1alpha1.LockLabel: lockName}},
 		Spec: corev1.PodSpec{
+			NodeName:   testNode,
 			Containers: []corev1.Container{{Name: "work", Image: "busybox"}},
 			// No kubelet runs here: let deletes complete at once.
 			TerminationGracePeriodSeconds: ptr.To[int64](0),
 		},
 	}
+	for _, opt := range opts {
+		opt(pod)
+	}
 	if err := k8sClient.Create(ctx, pod); err != nil {
 		t.Fatalf("creating pod %s: %v", name, err)
 	}
+	if len(pod.Finalizers) > 0 {
+		t.Cleanup(func() { removeFinalizers(context.Background(), t, pod) })
+	}
 	setPhase(ctx, t, pod, corev1.PodRunning)
 	return pod
+}
+
+// removeFinalizers lets a deleted pod go.
+func removeFinalizers(ctx context.Context, t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`))
+	if err := k8sClient.Patch(ctx, pod, patch); client.IgnoreNotFound(err) != nil {
+		t.Errorf("removing the finalizers of pod %s: %v", pod.Name, err)
+	}
+}
+
+// waitPod polls a pod until cond holds.
+func waitPod(ctx context.Context, t *testing.T, pod *corev1.Pod, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		var got corev1.Pod
+		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), &got)
+		if err == nil && cond(&got) {
+			return &got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s: %s: not so after %v (get error: %v)", pod.Name, what, waitTimeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // setPhase plays the kubelet's part: it reports the pod's phase.
@@ -283,7 +424,14 @@ func deletePod(ctx context.Context, t *testing.T, pod *corev1.Pod) {
 // lock's status when it does not within waitTimeout.
 func waitLock(ctx context.Context, t *testing.T, ns, name, what string, cond func(*locksv1alpha1.DistributedLock) bool) *locksv1alpha1.DistributedLock {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	return waitLockWithin(ctx, t, waitTimeout, ns, name, what, cond)
+}
+
+// waitLockWithin is waitLock with another deadline.
+func waitLockWithin(ctx context.Context, t *testing.T, within time.Duration, ns, name, what string,
+	cond func(*locksv1alpha1.DistributedLock) bool) *locksv1alpha1.DistributedLock {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	var lock locksv1alpha1.DistributedLock
 	for {
 		err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &lock)
@@ -292,7 +440,7 @@ func waitLock(ctx context.Context, t *testing.T, ns, name, what string, cond fun
 		}
 		if time.Now().After(deadline) {
 			status, _ := yaml.Marshal(map[string]any{"annotations": lock.Annotations, "status": lock.Status})
-			t.Fatalf("lock %s/%s: %s: not so after %v (get error: %v); status:\n%s", ns, name, what, waitTimeout, err, status)
+			t.Fatalf("lock %s/%s: %s: not so after %v (get error: %v); status:\n%s", ns, name, what, within, err, status)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -386,7 +534,7 @@ func TestGrantsTheLockToTheFirstPod(t *testing.T) {
 		ctx := testContext(t)
 		ns := newTestNamespace(ctx, t)
 		startController(t, ns)
-		newLock(ctx, t, ns, "reports", bc)
+		created := newLock(ctx, t, ns, "reports", bc)
 		pod := newPod(ctx, t, ns, "worker-0", "reports")
 
 		lock := waitLock(ctx, t, ns, "reports", "held by worker-0", holderIs("worker-0"))
@@ -394,7 +542,7 @@ func TestGrantsTheLockToTheFirstPod(t *testing.T) {
 		if rec.PodUID != pod.UID || rec.FencingToken <= 0 || rec.LeaseExpiresAt == nil {
 			t.Errorf("holder record = %+v; want pod UID %s, a positive fencing token and an expiry", rec, pod.UID)
 		}
-		if want := fmt.Sprintf("distlock:v1:%s:%s:worker-0:%s", testClusterID, ns, pod.UID); rec.Identity != want {
+		if want := fmt.Sprintf("distlock:v2:%s:%s:reports:%s:worker-0:%s", testClusterID, ns, created.UID, pod.UID); rec.Identity != want {
 			t.Errorf("holder identity = %q; want %q", rec.Identity, want)
 		}
 		if lock.Status.Backend != bc.name || lock.Status.Key == "" {
@@ -564,7 +712,7 @@ func TestAControllerRestartKeepsTheHolderAndGrantsNoSecondPod(t *testing.T) {
 
 		// The new controller renews the same hold: wait past a whole lease
 		// so that a hold it failed to renew would have expired.
-		time.Sleep(7 * time.Second) // longer than leaseDuration (6s): the passage of time is under test
+		time.Sleep(testLease + time.Second) // longer than the lease: the passage of time is under test
 		after := waitLock(ctx, t, ns, "job", "still held by holder", holderIs("holder")).Status.Holders[0]
 		if after.FencingToken != before.FencingToken || after.AcquiredAt != before.AcquiredAt {
 			t.Errorf("holder after restart = %+v; want the same hold as before %+v", after, before)
@@ -640,48 +788,99 @@ func TestALostHoldIsReportedAndNotRegranted(t *testing.T) {
 	})
 }
 
-func TestAnOperatorCanForceReleaseAStuckLock(t *testing.T) {
+// annotateLock sets an annotation on a DistributedLock, as
+// `kubectl annotate distributedlock NAME key=value` does.
+func annotateLock(ctx context.Context, t *testing.T, ns, name, key, value string) {
+	t.Helper()
+	patch := client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, key, value)))
+	lock := &locksv1alpha1.DistributedLock{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	if err := k8sClient.Patch(ctx, lock, patch); err != nil {
+		t.Fatalf("annotating lock %s with %s: %v", name, key, err)
+	}
+}
+
+func TestAForceReleaseDeletesTheHolderAndPassesTheLockOnOnlyOnceItIsGone(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, bc backendCase) {
 		ctx := testContext(t)
 		ns := newTestNamespace(ctx, t)
 		startController(t, ns)
 		newLock(ctx, t, ns, "stuck", bc)
-		holder := newPod(ctx, t, ns, "hung", "stuck")
-		waitLock(ctx, t, ns, "stuck", "held by hung", holderIs("hung"))
+		hung := newPod(ctx, t, ns, "hung", "stuck", withFinalizer("test.distlock.io/hold-pod"))
+		before := waitLock(ctx, t, ns, "stuck", "held by hung", holderIs("hung")).Status.Holders[0]
 		newPod(ctx, t, ns, "next", "stuck")
 
 		// kubectl annotate distributedlock stuck distlock.io/force-release="hung for an hour"
-		var lock locksv1alpha1.DistributedLock
-		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "stuck"}, &lock); err != nil {
-			t.Fatal(err)
+		annotateLock(ctx, t, ns, "stuck", locksv1alpha1.ForceReleaseAnnotation, "hung for an hour")
+		note := waitEvent(ctx, t, ns, "DistributedLock", "stuck", locksv1alpha1.ReasonForceReleaseRequested)
+		if !strings.Contains(note, "hung for an hour") {
+			t.Errorf("ForceReleaseRequested event %q does not carry the operator's reason", note)
 		}
-		patch := client.MergeFrom(lock.DeepCopy())
-		lock.Annotations = map[string]string{locksv1alpha1.ForceReleaseAnnotation: "hung for an hour"}
-		if err := k8sClient.Patch(ctx, &lock, patch); err != nil {
-			t.Fatalf("annotating: %v", err)
+		// The holder pod is being deleted, but its containers may still run
+		// (a finalizer keeps it here, as a kubelet would while it stops): the
+		// lock stays with it.
+		waitPod(ctx, t, hung, "being deleted", func(p *corev1.Pod) bool { return !p.DeletionTimestamp.IsZero() })
+		time.Sleep(time.Second) // a window in which the lock must not pass on
+		waitLock(ctx, t, ns, "stuck", "still held by hung while its pod stops", holderIs("hung"))
+		if n := countEvents(ctx, t, ns, "Pod", "next", locksv1alpha1.ReasonGranted); n != 0 {
+			t.Fatalf("the next pod was granted the lock while the force-released holder still ran")
 		}
-		waitLock(ctx, t, ns, "stuck", "passed to next and the annotation removed", func(l *locksv1alpha1.DistributedLock) bool {
+
+		removeFinalizers(ctx, t, hung) // the pod has stopped and is gone
+		after := waitLock(ctx, t, ns, "stuck", "passed to next and the annotation removed", func(l *locksv1alpha1.DistributedLock) bool {
 			_, still := l.Annotations[locksv1alpha1.ForceReleaseAnnotation]
 			return holderIs("next")(l) && !still
-		})
-		note := waitEvent(ctx, t, ns, "DistributedLock", "stuck", locksv1alpha1.ReasonForceReleased)
-		if !strings.Contains(note, "hung for an hour") {
-			t.Errorf("ForceReleased event %q does not carry the operator's reason", note)
+		}).Status.Holders[0]
+		if after.FencingToken <= before.FencingToken {
+			t.Errorf("token after the force-release %d; want > %d", after.FencingToken, before.FencingToken)
 		}
-		if got := getPod(ctx, t, holder).Annotations[locksv1alpha1.LostAnnotation]; got == "" {
-			t.Errorf("the force-released pod is not marked with %s", locksv1alpha1.LostAnnotation)
-		}
+		waitEvent(ctx, t, ns, "DistributedLock", "stuck", locksv1alpha1.ReasonForceReleased)
 	})
 }
 
-func TestDeletingAHeldLockLeavesNothingInTheBackend(t *testing.T) {
+func TestABreakPassesTheLockOnAtOnceAndTellsTheOldHolder(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, bc backendCase) {
+		ctx := testContext(t)
+		ns := newTestNamespace(ctx, t)
+		startController(t, ns)
+		newLock(ctx, t, ns, "stuck", bc)
+		hung := newPod(ctx, t, ns, "hung", "stuck")
+		before := waitLock(ctx, t, ns, "stuck", "held by hung", holderIs("hung")).Status.Holders[0]
+		newPod(ctx, t, ns, "next", "stuck")
+
+		annotateLock(ctx, t, ns, "stuck", locksv1alpha1.BreakAnnotation, "node lost; the job is known dead")
+		lock := waitLock(ctx, t, ns, "stuck", "passed to next, hung revoked, the annotation removed", func(l *locksv1alpha1.DistributedLock) bool {
+			_, still := l.Annotations[locksv1alpha1.BreakAnnotation]
+			return holderIs("next")(l) && !still && len(l.Status.Revoked) == 1
+		})
+		if rv := lock.Status.Revoked[0]; rv.PodUID != hung.UID || rv.Reason != locksv1alpha1.ReasonBroken {
+			t.Errorf("revoked = %+v; want pod hung, reason Broken", rv)
+		}
+		if lock.Status.Holders[0].FencingToken <= before.FencingToken {
+			t.Errorf("token after the break %d; want > %d", lock.Status.Holders[0].FencingToken, before.FencingToken)
+		}
+		note := waitEvent(ctx, t, ns, "Pod", "hung", locksv1alpha1.ReasonBroken)
+		if !strings.Contains(note, "known dead") {
+			t.Errorf("Broken event %q does not carry the operator's reason", note)
+		}
+		if got := getPod(ctx, t, hung).Annotations[locksv1alpha1.LostAnnotation]; got == "" {
+			t.Errorf("the broken holder is not marked with %s", locksv1alpha1.LostAnnotation)
+		}
+		// Once the old holder stops, it leaves the revoked list.
+		setPhase(ctx, t, hung, corev1.PodFailed)
+		waitLock(ctx, t, ns, "stuck", "revoked list emptied", func(l *locksv1alpha1.DistributedLock) bool { return len(l.Status.Revoked) == 0 })
+	})
+}
+
+func TestDeletingAHeldLockWaitsForTheHolderThenLeavesNothingInTheBackend(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, bc backendCase) {
 		ctx := testContext(t)
 		ns := newTestNamespace(ctx, t)
 		startController(t, ns)
 		lock := newLock(ctx, t, ns, "doomed", bc)
 		pod := newPod(ctx, t, ns, "holder", "doomed")
-		key := waitLock(ctx, t, ns, "doomed", "held by holder", holderIs("holder")).Status.Key
+		held := waitLock(ctx, t, ns, "doomed", "held by holder", holderIs("holder"))
+		key := held.Status.Key
+		newPod(ctx, t, ns, "waiter", "doomed")
 		if len(bc.leftovers(t, key)) == 0 {
 			t.Fatalf("nothing in the backend under %q while held", key)
 		}
@@ -689,6 +888,25 @@ func TestDeletingAHeldLockLeavesNothingInTheBackend(t *testing.T) {
 		if err := k8sClient.Delete(ctx, lock); err != nil {
 			t.Fatalf("deleting the lock: %v", err)
 		}
+		waitLock(ctx, t, ns, "doomed", "waiting for its holder before it goes", func(l *locksv1alpha1.DistributedLock) bool {
+			c := meta.FindStatusCondition(l.Status.Conditions, locksv1alpha1.ConditionReady)
+			return c != nil && c.Reason == locksv1alpha1.ReasonDeletionWaitsForHolder && strings.Contains(c.Message, "holder") &&
+				holderIs("holder")(l)
+		})
+		note := waitEvent(ctx, t, ns, "DistributedLock", "doomed", locksv1alpha1.ReasonDeletionWaitsForHolder)
+		if !strings.Contains(note, "holder") {
+			t.Errorf("event %q does not name the holder pod", note)
+		}
+		// The hold outlives a lease while the holder runs: it is renewed.
+		time.Sleep(testLease + time.Second) // the passage of a whole lease is the input under test
+		if st := bc.leftovers(t, key); len(st) == 0 {
+			t.Fatalf("the hold expired while the deleted lock waited for its holder")
+		}
+		if n := countEvents(ctx, t, ns, "Pod", "waiter", locksv1alpha1.ReasonGranted); n != 0 {
+			t.Fatalf("a waiter was granted a lock that is being deleted")
+		}
+
+		setPhase(ctx, t, pod, corev1.PodSucceeded)
 		deadline := time.Now().Add(waitTimeout)
 		for {
 			err := k8sClient.Get(ctx, client.ObjectKeyFromObject(lock), &locksv1alpha1.DistributedLock{})
@@ -696,14 +914,13 @@ func TestDeletingAHeldLockLeavesNothingInTheBackend(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("the lock still exists %v after deletion (err %v)", waitTimeout, err)
+				t.Fatalf("the lock still exists %v after its holder finished (err %v)", waitTimeout, err)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 		if left := bc.leftovers(t, key); len(left) != 0 {
 			t.Errorf("left in the backend after the lock was deleted: %v", left)
 		}
-		waitEvent(ctx, t, ns, "Pod", pod.Name, locksv1alpha1.ReasonReleased)
 	})
 }
 
@@ -728,16 +945,15 @@ func TestAHolderPastMaxHoldDurationIsStoppedAndTheLockPassesOn(t *testing.T) {
 	ns := newTestNamespace(ctx, t)
 	startController(t, ns)
 	newLock(ctx, t, ns, "bounded", bc, func(l *locksv1alpha1.DistributedLock) {
-		l.Spec.LeaseDuration = &metav1.Duration{Duration: 5 * time.Second}
-		l.Spec.MaxHoldDuration = &metav1.Duration{Duration: 5 * time.Second}
+		l.Spec.MaxHoldDuration = &metav1.Duration{Duration: testLease}
 	})
 	newPod(ctx, t, ns, "slow", "bounded")
 	acquired := waitLock(ctx, t, ns, "bounded", "held by slow", holderIs("slow")).Status.Holders[0].AcquiredAt
 	newPod(ctx, t, ns, "next", "bounded")
 
 	lock := waitLock(ctx, t, ns, "bounded", "passed to next after slow overstayed", holderIs("next"))
-	if held := lock.Status.Holders[0].AcquiredAt.Sub(acquired.Time); held < 5*time.Second {
-		t.Errorf("the lock passed on after %v; want no earlier than maxHoldDuration (5s)", held)
+	if held := lock.Status.Holders[0].AcquiredAt.Sub(acquired.Time); held < testLease {
+		t.Errorf("the lock passed on after %v; want no earlier than maxHoldDuration (%v)", held, testLease)
 	}
 	note := waitEvent(ctx, t, ns, "Pod", "slow", locksv1alpha1.ReasonMaxHoldExceeded)
 	if !strings.Contains(note, "maxHoldDuration") {

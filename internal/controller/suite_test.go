@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -54,6 +55,7 @@ import (
 // serve them all. Each test works in its own namespace with its own
 // controller, so tests never see each other's objects or holds.
 var (
+	testEnv     *envtest.Environment
 	cfg         *rest.Config
 	k8sClient   client.Client
 	redisServer *testservers.Redis
@@ -85,12 +87,12 @@ func runWithServers(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "adding the locks API to the scheme: %v\n", err)
 		return 1
 	}
-	testEnv, restConfig, err := testservers.StartControlPlane(filepath.Join("..", "..", "config", "crd", "bases"))
+	env, restConfig, err := testservers.StartControlPlane(filepath.Join("..", "..", "config", "crd", "bases"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	cfg = restConfig
+	cfg, testEnv = restConfig, env
 	defer func() {
 		if err := testEnv.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "stopping the envtest control plane: %v\n", err)
@@ -151,9 +153,16 @@ type runningController struct {
 // restart or failover).
 func startController(t testing.TB, ns string, opts ...controllerOption) *runningController {
 	t.Helper()
+	return startControllerOn(t, cfg, ns, opts...)
+}
+
+// startControllerOn is startController with the manager talking to the API
+// server through restCfg (a proxy that a test cuts, say).
+func startControllerOn(t testing.TB, restCfg *rest.Config, ns string, opts ...controllerOption) *runningController {
+	t.Helper()
 	cacheOpts := CacheOptions()
 	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 scheme.Scheme,
 		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: "0"},

@@ -26,6 +26,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 )
 
 // Exit codes of the waiter. An init container that exits with anything but
@@ -48,7 +50,7 @@ const (
 // Environment variables the waiter reads. The pod's identity comes from the
 // downward API (fieldRef metadata.name, metadata.namespace, metadata.uid).
 const (
-	EnvLock         = "DISTLOCK_LOCK"
+	EnvLock         = locksv1alpha1.WaiterLockEnv
 	EnvPodName      = "POD_NAME"
 	EnvPodNamespace = "POD_NAMESPACE"
 	EnvPodUID       = "POD_UID"

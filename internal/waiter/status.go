@@ -28,6 +28,9 @@ import (
 type verdict struct {
 	// holder is this pod's entry in status.holders, if any.
 	holder *locksv1alpha1.LockHolder
+	// revoked is this pod's entry in status.revoked, if any: its hold was
+	// taken away and it will never be granted the lock again.
+	revoked *locksv1alpha1.RevokedPod
 	// position describes where the pod stands in the queue, e.g.
 	// "position 3 of 5" (meaningful when holder is nil).
 	position string
@@ -40,6 +43,12 @@ type verdict struct {
 // judge reads the lock's status from the point of view of the pod with uid.
 func judge(lock *locksv1alpha1.DistributedLock, uid types.UID) verdict {
 	var v verdict
+	for i := range lock.Status.Revoked {
+		if lock.Status.Revoked[i].PodUID == uid {
+			v.revoked = &lock.Status.Revoked[i]
+			return v
+		}
+	}
 	for i := range lock.Status.Holders {
 		if lock.Status.Holders[i].PodUID == uid {
 			v.holder = &lock.Status.Holders[i]

@@ -310,6 +310,12 @@ func (w *waiter) backOff(ctx context.Context, err error) error {
 func (w *waiter) observe(lock *locksv1alpha1.DistributedLock) (done bool, err error) {
 	w.seen, w.missing = true, false
 	v := judge(lock, w.opts.PodUID)
+	if rv := v.revoked; rv != nil {
+		return true, &ExitError{Code: ExitLost, Message: fmt.Sprintf(
+			"lost lock %s: the hold of pod %s (fencing token %d) was taken away (%s); "+
+				"this pod must not do the work the lock protects, and the lock will not be granted to it again",
+			w.ref, rv.Pod, rv.FencingToken, rv.Reason)}
+	}
 	if h := v.holder; h != nil {
 		if h.Lost {
 			return true, &ExitError{Code: ExitLost, Message: fmt.Sprintf(

@@ -158,6 +158,15 @@ func TestWaiterAgainstTheAPIServer(t *testing.T) {
 			wantMessage: "lost lock %s/nightly-report: the controller recorded the hold of pod report-me (fencing token 5) as lost; " +
 				"this pod must not do the work the lock protects, and the lock will not be granted to it again",
 		},
+		"a pod whose hold was taken away before its waiter started exits with code 4 instead of waiting forever": {
+			initial: &locksv1alpha1.DistributedLockStatus{
+				Backend: "redis", Holders: []locksv1alpha1.LockHolder{holder("report-next", 6, false)},
+				Revoked: []locksv1alpha1.RevokedPod{{Pod: me, PodUID: uid(me), FencingToken: 5, Reason: locksv1alpha1.ReasonBroken}},
+			},
+			wantCode: ExitLost,
+			wantMessage: "lost lock %s/nightly-report: the hold of pod report-me (fencing token 5) was taken away (Broken); " +
+				"this pod must not do the work the lock protects, and the lock will not be granted to it again",
+		},
 		"a hold lost while the pod waits ends the wait with code 4": {
 			initial: &locksv1alpha1.DistributedLockStatus{
 				Backend: "zookeeper", Holders: []locksv1alpha1.LockHolder{holder("report-abc", 7, true)},
