@@ -54,11 +54,8 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -360,10 +357,7 @@ func describe(st backend.State) string {
 // wrap adds the operation and key to err and, where it can tell, the
 // backend sentinel that classifies it.
 func wrap(op, key string, err error) error {
-	if kind := classify(err); kind != nil {
-		return fmt.Errorf("redis: %s %q: %w: %w", op, key, kind, err)
-	}
-	return fmt.Errorf("redis: %s %q: %w", op, key, err)
+	return backend.Wrap("redis", op, key, classify(err), err)
 }
 
 // classify maps a go-redis error to backend.ErrUnauthorized (the server
@@ -382,17 +376,7 @@ func classify(err error) error {
 		goredis.IsReadOnlyError(err),   // a former master, during a failover
 		goredis.IsTryAgainError(err):
 		return backend.ErrUnreachable
-	case errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, io.EOF),
-		errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED),
-		errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.EPIPE),
-		errors.Is(err, goredis.ErrPoolTimeout):
-		return backend.ErrUnreachable
-	}
-	var netErr net.Error
-	if errors.As(err, &netErr) {
+	case errors.Is(err, goredis.ErrPoolTimeout), backend.TransportFailure(err):
 		return backend.ErrUnreachable
 	}
 	// go-redis reports failed Sentinels with an unwrapped error.

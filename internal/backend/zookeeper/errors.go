@@ -17,10 +17,8 @@ limitations under the License.
 package zookeeper
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 
 	"github.com/go-zookeeper/zk"
 
@@ -35,10 +33,7 @@ var errUnimplemented = fmt.Sprintf("unknown error: %v", int32(-6))
 // wrap adds the operation and key to err and, where it can tell, the
 // backend sentinel that classifies it.
 func wrap(op, key string, err error) error {
-	if kind := classify(err); kind != nil {
-		return fmt.Errorf("zookeeper: %s %q: %w: %w", op, key, kind, err)
-	}
-	return fmt.Errorf("zookeeper: %s %q: %w", op, key, err)
+	return backend.Wrap("zookeeper", op, key, classify(err), err)
 }
 
 // classify maps a go-zookeeper error to backend.ErrUnauthorized (the server
@@ -55,11 +50,7 @@ func classify(err error) error {
 		errors.Is(err, zk.ErrSessionExpired),
 		errors.Is(err, zk.ErrSessionMoved),
 		errors.Is(err, zk.ErrClosing),
-		errors.Is(err, context.DeadlineExceeded):
-		return backend.ErrUnreachable
-	}
-	var netErr net.Error
-	if errors.As(err, &netErr) {
+		backend.TransportFailure(err):
 		return backend.ErrUnreachable
 	}
 	return nil
