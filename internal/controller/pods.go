@@ -20,7 +20,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path"
+	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -32,11 +35,12 @@ import (
 
 // notReadyReason says why a pod in line cannot be granted the lock yet, or
 // "" when it can. A pod is granted the lock only when it can use it at once:
-// it is scheduled to a node and its waiter init container runs (or, for a
-// pod without a waiter, its containers run). An unschedulable pod, or one
-// whose image cannot be pulled, never holds the lock, and the pods behind it
-// are granted instead. A pod that holds another lock, or whose hold on this
-// one was taken away, is never granted it.
+// it is scheduled to a node, and its waiter init container runs (or, for a
+// pod without a recognisable waiter, one of its init containers or its
+// containers run). An unschedulable pod, or one whose waiter image cannot be
+// pulled, never holds the lock, and the pods behind it are granted instead.
+// A pod that holds another lock, or whose hold on this one was taken away,
+// is never granted it.
 func notReadyReason(lock *locksv1alpha1.DistributedLock, pod *corev1.Pod, revoked map[types.UID]bool) string {
 	if other := pod.Annotations[locksv1alpha1.GrantedAnnotation]; other != "" && other != lock.Name {
 		return fmt.Sprintf("pod %s holds lock %q; a pod holds one lock at a time", pod.Name, other)
@@ -47,22 +51,26 @@ func notReadyReason(lock *locksv1alpha1.DistributedLock, pod *corev1.Pod, revoke
 	if pod.Spec.NodeName == "" {
 		return fmt.Sprintf("pod %s is not scheduled to a node yet", pod.Name)
 	}
+	if pod.Status.Phase == corev1.PodRunning {
+		return ""
+	}
 	if c, ok := waiterContainer(pod); ok {
-		for _, s := range pod.Status.InitContainerStatuses {
-			if s.Name == c && s.State.Running != nil {
-				return ""
-			}
+		if initContainerRunning(pod, c) {
+			return ""
 		}
 		return fmt.Sprintf("pod %s's waiter (init container %s) is not running yet", pod.Name, c)
 	}
-	if pod.Status.Phase != corev1.PodRunning {
-		return fmt.Sprintf("pod %s is %s, not Running", pod.Name, pod.Status.Phase)
+	for _, s := range pod.Status.InitContainerStatuses {
+		if s.State.Running != nil {
+			return ""
+		}
 	}
-	return ""
+	return fmt.Sprintf("pod %s is %s and none of its containers runs yet", pod.Name, pod.Status.Phase)
 }
 
-// waiterContainer finds the pod's waiter: the init container that names a
-// lock in the environment variable the waiter reads.
+// waiterContainer finds the pod's waiter: an init container that is
+// distlock's waiter by its environment (DISTLOCK_LOCK), its flags (--lock)
+// or its command (/waiter).
 func waiterContainer(pod *corev1.Pod) (string, bool) {
 	for _, c := range pod.Spec.InitContainers {
 		for _, env := range c.Env {
@@ -70,8 +78,22 @@ func waiterContainer(pod *corev1.Pod) (string, bool) {
 				return c.Name, true
 			}
 		}
+		for _, arg := range slices.Concat(c.Command, c.Args) {
+			if arg == "--lock" || strings.HasPrefix(arg, "--lock=") || path.Base(arg) == "waiter" {
+				return c.Name, true
+			}
+		}
 	}
 	return "", false
+}
+
+func initContainerRunning(pod *corev1.Pod, name string) bool {
+	for _, s := range pod.Status.InitContainerStatuses {
+		if s.Name == name && s.State.Running != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func revokedUIDs(lock *locksv1alpha1.DistributedLock) map[types.UID]bool {
