@@ -54,8 +54,8 @@ func TestNotReadyReason(t *testing.T) {
 		revoked bool
 		want    string // "" for ready; else a part of the reason
 	}{
-		"a running pod on a node can use the lock":              {pod: pod(func(p *corev1.Pod) { p.Status.Phase = corev1.PodRunning })},
-		"a pod not scheduled to a node cannot":                  {pod: pod(func(p *corev1.Pod) { p.Spec.NodeName = "" }), want: "not scheduled"},
+		"a running pod on a node can use the lock":               {pod: pod(func(p *corev1.Pod) { p.Status.Phase = corev1.PodRunning })},
+		"a pod not scheduled to a node cannot":                   {pod: pod(func(p *corev1.Pod) { p.Spec.NodeName = "" }), want: "not scheduled"},
 		"a gated pod whose waiter runs can (found by env)":       {pod: pod(withInit(envWaiter, running))},
 		"a gated pod whose waiter runs can (found by --lock)":    {pod: pod(withInit(flagWaiter, running))},
 		"a gated pod whose waiter image cannot be pulled cannot": {pod: pod(withInit(flagWaiter, waiting)), want: "waiter (init container wait) is not running"},
