@@ -103,6 +103,9 @@ type Pool struct {
 	MaxBackoff time.Duration
 	// DialTimeout bounds each dial; zero means DefaultDialTimeout.
 	DialTimeout time.Duration
+	// Wrap, when set, wraps every Locker the pool dials (with the backend's
+	// name), e.g. to time and count its calls (internal/metrics).
+	Wrap func(name string, l backend.Locker) backend.Locker
 	// Now returns the current time; nil means time.Now. It drives idle
 	// timeouts and back-off (tests set it); the timer that closes idle
 	// connections without a Get runs on the real clock.
@@ -238,6 +241,9 @@ func (p *Pool) startDialLocked(ctx context.Context, fingerprint, name string, cf
 		defer p.bg.Done()
 		defer cancel()
 		locker, err := factory(dialCtx, cfg)
+		if err == nil && p.Wrap != nil {
+			locker = p.Wrap(name, locker)
+		}
 		p.finishDial(d, fingerprint, name, cfg, locker, err)
 	}()
 	return d

@@ -28,6 +28,7 @@ import (
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 	"github.com/distlock/distlock/internal/backend"
 	"github.com/distlock/distlock/internal/keeper"
+	"github.com/distlock/distlock/internal/metrics"
 )
 
 // apply performs one decided action: the thin layer of side effects around
@@ -120,7 +121,8 @@ func (r *DistributedLockReconciler) keepHold(lc *lockContext, rec *locksv1alpha1
 	confirmedAt time.Time, pod *corev1.Pod) {
 	h := keeper.Hold{
 		Lock: lc.name, Pod: rec.Pod, PodUID: rec.PodUID, AcquiredAt: rec.AcquiredAt.Time,
-		Lease: lease, TTL: holdTTL(rec, lc.ttl), ConfirmedAt: confirmedAt, Conn: lc.conn.Clone(),
+		Lease: lease, TTL: holdTTL(rec, lc.ttl), Backend: lc.lock.Spec.Backend.Name(), ConfirmedAt: confirmedAt,
+		Conn: lc.conn.Clone(),
 	}
 	if pod != nil {
 		h.Pod, h.PodUID = pod.Name, pod.UID
@@ -194,8 +196,10 @@ func (r *DistributedLockReconciler) release(ctx context.Context, lc *lockContext
 			"pod", rec.Pod, "error", err.Error())
 	}
 	lock, pod := lc.lock, lc.holderPod
+	reason := metrics.ReleaseFinished
 	switch {
 	case lock.Annotations[locksv1alpha1.ForceReleaseAnnotation] != "":
+		reason = metrics.ReleaseForced
 		r.eventf(lock, pod, corev1.EventTypeNormal, locksv1alpha1.ReasonForceReleased, "Release",
 			"Released the lock after a force-release: holder pod %s has stopped (fencing token %d): %s",
 			rec.Pod, rec.FencingToken, capValue(lock.Annotations[locksv1alpha1.ForceReleaseAnnotation]))
@@ -208,8 +212,16 @@ func (r *DistributedLockReconciler) release(ctx context.Context, lc *lockContext
 			"Released the lock: holder pod %s finished (%s)", rec.Pod, pod.Status.Phase)
 	}
 	r.unannotateHolder(ctx, lc, pod)
+	observeRelease(lock, &rec, reason)
 	lock.Status.Holders = nil
 	return result{}
+}
+
+// observeRelease counts a release and how long the hold lasted.
+func observeRelease(lock *locksv1alpha1.DistributedLock, rec *locksv1alpha1.LockHolder, reason string) {
+	b := lock.Spec.Backend.Name()
+	metrics.ReleasesTotal.WithLabelValues(b, reason).Inc()
+	metrics.ObserveSince(metrics.HoldSeconds.WithLabelValues(b), rec.AcquiredAt.Time)
 }
 
 // releaseRecorded releases the recorded hold: through the keeper when it
@@ -254,6 +266,7 @@ func (r *DistributedLockReconciler) markLost(ctx context.Context, lc *lockContex
 	rec := lc.recorded()
 	r.Keeper.Drop(lc.name)
 	rec.Lost = true
+	metrics.HoldsLostTotal.WithLabelValues(lc.lock.Spec.Backend.Name()).Inc()
 	who := describeHolder(lc.inBackend)
 	r.revoke(lc, rec, locksv1alpha1.ReasonLost)
 	r.eventf(lc.lock, lc.holderPod, corev1.EventTypeWarning, locksv1alpha1.ReasonLost, "Lose",
@@ -288,6 +301,7 @@ func (r *DistributedLockReconciler) breakHold(ctx context.Context, lc *lockConte
 		"An operator broke the hold of pod %s (fencing token %d) at once; the pod may still run and must not use the lock: %s",
 		rec.Pod, rec.FencingToken, capValue(reason))
 	lc.breakHandled = true
+	observeRelease(lc.lock, &rec, metrics.ReleaseBroken)
 	if lc.lock.Annotations[locksv1alpha1.ForceReleaseAnnotation] != "" {
 		lc.forceHandled = true
 	}
@@ -361,6 +375,7 @@ func (r *DistributedLockReconciler) releaseOrphan(ctx context.Context, lc *lockC
 	if err := lc.conn.Locker().Release(callCtx, lease); err != nil {
 		return r.backendError(lc, fmt.Errorf("releasing the hold of pod %s, which no longer runs: %w", lc.ours.Pod, err))
 	}
+	metrics.ReleasesTotal.WithLabelValues(lc.lock.Spec.Backend.Name(), metrics.ReleaseOrphan).Inc()
 	r.eventf(lc.lock, nil, corev1.EventTypeNormal, locksv1alpha1.ReasonReleased, "Release",
 		"Released the hold of pod %s (fencing token %d), which no longer runs", lc.ours.Pod, lease.Token)
 	return result{}

@@ -29,6 +29,7 @@ import (
 
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 	"github.com/distlock/distlock/internal/backend"
+	"github.com/distlock/distlock/internal/metrics"
 )
 
 // finalize lets a deleted DistributedLock go once nothing of ours is held:
@@ -86,6 +87,7 @@ func (r *DistributedLockReconciler) removeFinalizer(ctx context.Context, lc *loc
 	if err := r.Patch(ctx, lc.lock, patch); client.IgnoreNotFound(err) != nil {
 		return result{err: fmt.Errorf("removing finalizer: %w", err)}
 	}
+	metrics.ForgetLock(lc.name)
 	return result{finalized: true}
 }
 
@@ -100,6 +102,7 @@ func (r *DistributedLockReconciler) lockGone(ctx context.Context, name types.Nam
 	}
 	r.queued.forget(name)
 	r.watches.stop(name)
+	metrics.ForgetLock(name)
 	return r.reportMissingLock(ctx, name)
 }
 

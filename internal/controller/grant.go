@@ -29,6 +29,7 @@ import (
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 	"github.com/distlock/distlock/internal/backend"
 	"github.com/distlock/distlock/internal/keeper"
+	"github.com/distlock/distlock/internal/metrics"
 )
 
 // regressedRetry is how often a lock whose backend would hand out a token at
@@ -86,6 +87,9 @@ func (r *DistributedLockReconciler) granted(ctx context.Context, lc *lockContext
 	r.keepHold(lc, &lc.lock.Status.Holders[0], lease, start, pod)
 	r.raiseFloor(lc, lease.Token)
 	r.setHeld(lc.lock, &rec)
+	b := lc.lock.Spec.Backend.Name()
+	metrics.GrantsTotal.WithLabelValues(b).Inc()
+	metrics.ObserveSince(metrics.WaitSeconds.WithLabelValues(b), pod.CreationTimestamp.Time)
 	r.eventf(lc.lock, pod, corev1.EventTypeNormal, locksv1alpha1.ReasonGranted, "Grant",
 		"Granted the lock to pod %s (fencing token %d)", pod.Name, lease.Token)
 	r.annotateHolder(ctx, lc, pod, lease.Token)

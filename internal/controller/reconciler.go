@@ -32,6 +32,7 @@ import (
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 	"github.com/distlock/distlock/internal/backendpool"
 	"github.com/distlock/distlock/internal/keeper"
+	"github.com/distlock/distlock/internal/metrics"
 )
 
 // Timings of the reconciler. They are variables of the reconciler (see its
@@ -209,6 +210,9 @@ func (r *DistributedLockReconciler) finish(ctx context.Context, lc *lockContext,
 	if res.finalized || lc.stale || !r.leading() {
 		return ctrl.Result{}, res.err
 	}
+	rec := lc.recorded()
+	metrics.SetLock(lc.name, metrics.LockState{Backend: lc.lock.Spec.Backend.Name(),
+		Held: rec != nil && !rec.Lost, Waiting: int(lc.lock.Status.WaitingCount)})
 	if err := r.patchStatus(ctx, lc); err != nil {
 		return ctrl.Result{}, err
 	}

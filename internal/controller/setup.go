@@ -39,6 +39,7 @@ import (
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 	"github.com/distlock/distlock/internal/backendpool"
 	"github.com/distlock/distlock/internal/keeper"
+	"github.com/distlock/distlock/internal/metrics"
 )
 
 // Work queue settings.
@@ -75,6 +76,10 @@ func CacheOptions() cache.Options {
 func (r *DistributedLockReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Backends == nil {
 		r.Backends = &backendpool.Pool{}
+	}
+	if r.Backends.Wrap == nil {
+		// Time and count every backend call (internal/metrics).
+		r.Backends.Wrap = metrics.InstrumentLocker
 	}
 	r.enqueuer = &enqueuer{}
 	r.watches = &watchSet{enqueue: r.enqueuer.add, cancels: map[types.NamespacedName]context.CancelFunc{}}

@@ -160,16 +160,27 @@ func startController(t testing.TB, ns string, opts ...controllerOption) *running
 // server through restCfg (a proxy that a test cuts, say).
 func startControllerOn(t testing.TB, restCfg *rest.Config, ns string, opts ...controllerOption) *runningController {
 	t.Helper()
+	return startManager(t, restCfg, ns, nil, opts...)
+}
+
+// startManager is startControllerOn with the manager's options adjusted
+// (its metrics endpoint turned on, say).
+func startManager(t testing.TB, restCfg *rest.Config, ns string, adjust func(*ctrl.Options), opts ...controllerOption) *runningController {
+	t.Helper()
 	cacheOpts := CacheOptions()
 	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                 scheme.Scheme,
 		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Several managers run in this process, one per test.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	if adjust != nil {
+		adjust(&mgrOpts)
+	}
+	mgr, err := ctrl.NewManager(restCfg, mgrOpts)
 	if err != nil {
 		t.Fatalf("creating a manager: %v", err)
 	}

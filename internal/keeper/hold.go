@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/distlock/distlock/internal/backend"
+	"github.com/distlock/distlock/internal/metrics"
 )
 
 // kept is one hold and the goroutine that renews it.
@@ -51,7 +52,7 @@ func newKept(h Hold, opts Options) *kept {
 		conn:   h.Conn,
 		st: Status{
 			Lock: h.Lock, Pod: h.Pod, PodUID: h.PodUID, AcquiredAt: h.AcquiredAt,
-			Lease: h.Lease, TTL: h.TTL, Phase: Renewing,
+			Lease: h.Lease, TTL: h.TTL, Backend: h.Backend, Phase: Renewing,
 			ValidUntil: h.ConfirmedAt.Add(confirmedTTL(h.Lease, h.TTL)),
 			RenewedAt:  h.ConfirmedAt,
 		},
@@ -121,7 +122,11 @@ func (kh *kept) stop() {
 func (kh *kept) run() {
 	defer close(kh.done)
 	st := kh.status()
-	next := st.RenewedAt.Add(RenewInterval(st.TTL))
+	// due is when the current renewal was due (its lag is measured from
+	// it); next is when to try, later than due after a failure or while
+	// the gate is closed.
+	due := st.RenewedAt.Add(RenewInterval(st.TTL))
+	next := due
 	for {
 		timer := time.NewTimer(time.Until(next))
 		select {
@@ -131,7 +136,8 @@ func (kh *kept) run() {
 		case <-kh.updated:
 			timer.Stop()
 			st := kh.status()
-			next = st.RenewedAt.Add(RenewInterval(st.TTL))
+			due = st.RenewedAt.Add(RenewInterval(st.TTL))
+			next = due
 			continue
 		case <-timer.C:
 		}
@@ -140,27 +146,31 @@ func (kh *kept) run() {
 			next = time.Now().Add(gateRetry)
 			continue
 		}
-		var done bool
-		next, done = kh.renewOnce()
-		if done {
+		var renewed, lost bool
+		next, renewed, lost = kh.renewOnce(due)
+		if lost {
 			return
+		}
+		if renewed {
+			due = next
 		}
 	}
 }
 
-// renewOnce makes one renewal call and records its outcome. It returns when
-// to renew next, and done when the hold is lost.
-func (kh *kept) renewOnce() (time.Time, bool) {
+// renewOnce makes one renewal call, due at due, and records its outcome. It
+// returns when to renew next, whether the renewal succeeded, and whether the
+// hold is lost (or no longer kept).
+func (kh *kept) renewOnce(due time.Time) (next time.Time, ok, lost bool) {
 	kh.mu.Lock()
-	lock, lease, ttl, conn := kh.st.Lock, kh.st.Lease, kh.st.TTL, kh.conn
+	lock, lease, ttl, conn, backendName := kh.st.Lock, kh.st.Lease, kh.st.TTL, kh.conn, kh.st.Backend
 	kh.mu.Unlock()
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(kh.ctx, min(kh.opts.CallTimeout, RenewInterval(ttl)))
-	renewed, err := conn.Locker().Renew(ctx, lease, ttl)
+	confirmed, err := conn.Locker().Renew(ctx, lease, ttl)
 	cancel()
 	if kh.ctx.Err() != nil {
-		return time.Time{}, true // no longer kept; the outcome does not matter
+		return time.Time{}, false, true // no longer kept; the outcome does not matter
 	}
 
 	kh.mu.Lock()
@@ -170,7 +180,7 @@ func (kh *kept) renewOnce() (time.Time, bool) {
 		kh.st.Phase = Renewing
 		kh.st.Err = nil
 		kh.st.RenewedAt = start
-		kh.st.ValidUntil = start.Add(confirmedTTL(renewed, ttl))
+		kh.st.ValidUntil = start.Add(confirmedTTL(confirmed, ttl))
 	case IsLost(err):
 		kh.st.Phase = Lost
 		kh.st.Err = err
@@ -185,16 +195,18 @@ func (kh *kept) renewOnce() (time.Time, bool) {
 		kh.opts.Log.Info("the backend no longer has a hold this manager kept",
 			"lock", lease.Key, "token", lease.Token, "error", err.Error())
 		kh.opts.Notify(lock)
-		return time.Time{}, true
+		return time.Time{}, false, true
 	case err != nil:
+		metrics.RenewalFailuresTotal.WithLabelValues(backendName).Inc()
 		kh.opts.Log.Info("renewing a hold failed; retrying", "lock", lease.Key, "token", lease.Token, "error", err.Error())
 		kh.checkValidity(time.Now())
-		return time.Now().Add(RetryInterval(ttl)), false
+		return time.Now().Add(RetryInterval(ttl)), false, false
 	default:
+		metrics.RenewalLagSeconds.WithLabelValues(backendName).Observe(max(time.Since(due), 0).Seconds())
 		if prev != Renewing {
 			kh.opts.Notify(lock)
 		}
-		return start.Add(RenewInterval(ttl)), false
+		return start.Add(RenewInterval(ttl)), true, false
 	}
 }
 

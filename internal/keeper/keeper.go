@@ -116,6 +116,8 @@ type Hold struct {
 	// Lease is the hold in the backend; TTL the lease duration to renew with.
 	Lease backend.Lease
 	TTL   time.Duration
+	// Backend names the backend ("redis", "zookeeper") in metrics.
+	Backend string
 	// ConfirmedAt is when the backend last confirmed the hold (the start of
 	// the Acquire or Renew call that returned Lease).
 	ConfirmedAt time.Time
@@ -131,6 +133,7 @@ type Status struct {
 	AcquiredAt time.Time
 	Lease      backend.Lease
 	TTL        time.Duration
+	Backend    string
 	Phase      Phase
 	// ValidUntil is a time before which the backend will not drop the hold
 	// (the start of the last successful renewal plus the TTL it confirmed).
