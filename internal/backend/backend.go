@@ -210,6 +210,28 @@ type Locker interface {
 	Close() error
 }
 
+// Renewal is one hold to renew in a batch, and its outcome.
+type Renewal struct {
+	// Lease is the hold to renew; TTL the lease to extend it to.
+	Lease Lease
+	TTL   time.Duration
+	// Renewed and Err are the outcome, as Renew would return them.
+	Renewed Lease
+	Err     error
+}
+
+// BatchRenewer is implemented by backends that can renew many holds in one
+// round trip (Redis: a pipeline of renew scripts). Callers that renew many
+// holds over one connection use it when they can; it is equivalent to
+// calling Renew for each.
+type BatchRenewer interface {
+	// RenewBatch renews every renewal in place, setting its Renewed and Err
+	// as Renew would: a hold that is gone gets an error wrapping ErrNotHeld
+	// and is never taken again. When the round trip itself fails, every
+	// renewal gets that error.
+	RenewBatch(ctx context.Context, renewals []Renewal)
+}
+
 // Watcher is implemented by backends that can tell, without polling, when
 // a lock may have changed hands (ZooKeeper watches). Callers that get a
 // Locker without it poll instead.

@@ -35,21 +35,31 @@ type kept struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	batchers *batchers
+
 	mu   sync.Mutex
 	st   Status
 	conn Conn
+	// renew renews over conn (in batches where the backend can); unref
+	// lets go of the batcher.
+	renew renewFunc
+	unref func()
 	// updated wakes the loop when the hold was updated.
 	updated chan struct{}
 }
 
-func newKept(h Hold, opts Options) *kept {
+func newKept(h Hold, opts Options, bs *batchers) *kept {
 	ctx, cancel := context.WithCancel(context.Background())
+	renew, unref := bs.renewFor(h.Conn.Locker())
 	return &kept{
-		opts:   opts,
-		ctx:    ctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
-		conn:   h.Conn,
+		opts:     opts,
+		batchers: bs,
+		ctx:      ctx,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+		conn:     h.Conn,
+		renew:    renew,
+		unref:    unref,
 		st: Status{
 			Lock: h.Lock, Pod: h.Pod, PodUID: h.PodUID, AcquiredAt: h.AcquiredAt,
 			Lease: h.Lease, TTL: h.TTL, Backend: h.Backend, Phase: Renewing,
@@ -90,10 +100,12 @@ func (kh *kept) status() Status {
 // update replaces the connection and lease duration of the same hold.
 func (kh *kept) update(h Hold) {
 	kh.mu.Lock()
-	old := kh.conn
+	old, oldUnref := kh.conn, kh.unref
 	kh.conn = h.Conn
+	kh.renew, kh.unref = kh.batchers.renewFor(h.Conn.Locker())
 	kh.st.TTL = h.TTL
 	kh.mu.Unlock()
+	oldUnref()
 	if old != nil && old != h.Conn {
 		old.Close()
 	}
@@ -109,12 +121,18 @@ func (kh *kept) stopRenewing() {
 	<-kh.done
 }
 
-// stop ends the loop and closes the connection.
+// stop ends the loop and lets go of the connection.
 func (kh *kept) stop() {
 	kh.stopRenewing()
+	kh.detach()
+}
+
+// detach lets go of the connection and its batcher.
+func (kh *kept) detach() {
 	kh.mu.Lock()
-	conn := kh.conn
+	conn, unref := kh.conn, kh.unref
 	kh.mu.Unlock()
+	unref()
 	conn.Close()
 }
 
@@ -125,7 +143,7 @@ func (kh *kept) run() {
 	// due is when the current renewal was due (its lag is measured from
 	// it); next is when to try, later than due after a failure or while
 	// the gate is closed.
-	due := st.RenewedAt.Add(RenewInterval(st.TTL))
+	due := alignDown(st.RenewedAt.Add(RenewInterval(st.TTL)))
 	next := due
 	for {
 		timer := time.NewTimer(time.Until(next))
@@ -136,7 +154,7 @@ func (kh *kept) run() {
 		case <-kh.updated:
 			timer.Stop()
 			st := kh.status()
-			due = st.RenewedAt.Add(RenewInterval(st.TTL))
+			due = alignDown(st.RenewedAt.Add(RenewInterval(st.TTL)))
 			next = due
 			continue
 		case <-timer.C:
@@ -162,12 +180,12 @@ func (kh *kept) run() {
 // hold is lost (or no longer kept).
 func (kh *kept) renewOnce(due time.Time) (next time.Time, ok, lost bool) {
 	kh.mu.Lock()
-	lock, lease, ttl, conn, backendName := kh.st.Lock, kh.st.Lease, kh.st.TTL, kh.conn, kh.st.Backend
+	lock, lease, ttl, renew, backendName := kh.st.Lock, kh.st.Lease, kh.st.TTL, kh.renew, kh.st.Backend
 	kh.mu.Unlock()
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(kh.ctx, min(kh.opts.CallTimeout, RenewInterval(ttl)))
-	confirmed, err := conn.Locker().Renew(ctx, lease, ttl)
+	confirmed, err := renew(ctx, lease, ttl)
 	cancel()
 	if kh.ctx.Err() != nil {
 		return time.Time{}, false, true // no longer kept; the outcome does not matter
@@ -206,7 +224,7 @@ func (kh *kept) renewOnce(due time.Time) (next time.Time, ok, lost bool) {
 		if prev != Renewing {
 			kh.opts.Notify(lock)
 		}
-		return start.Add(RenewInterval(ttl)), true, false
+		return alignDown(start.Add(RenewInterval(ttl))), true, false
 	}
 }
 

@@ -161,7 +161,8 @@ type Options struct {
 
 // Keeper renews holds. The zero value is not usable; use New.
 type Keeper struct {
-	opts Options
+	opts     Options
+	batchers *batchers
 
 	mu    sync.Mutex
 	holds map[types.NamespacedName]*kept
@@ -178,7 +179,7 @@ func New(opts Options) *Keeper {
 	if opts.Notify == nil {
 		opts.Notify = func(types.NamespacedName) {}
 	}
-	return &Keeper{opts: opts, holds: map[types.NamespacedName]*kept{}}
+	return &Keeper{opts: opts, batchers: &batchers{timeout: opts.CallTimeout}, holds: map[types.NamespacedName]*kept{}}
 }
 
 // Keep starts keeping h. A hold already kept for the same lock with the same
@@ -195,7 +196,7 @@ func (k *Keeper) Keep(h Hold) {
 		old.update(h)
 		return
 	}
-	kh := newKept(h, k.opts)
+	kh := newKept(h, k.opts, k.batchers)
 	k.holds[h.Lock] = kh
 	k.mu.Unlock()
 	if old != nil {
@@ -239,7 +240,7 @@ func (k *Keeper) Release(ctx context.Context, lock types.NamespacedName) (bool, 
 		return false, nil
 	}
 	kh.stopRenewing()
-	defer kh.conn.Close()
+	defer kh.detach()
 	lease := kh.status().Lease
 	if err := kh.conn.Locker().Release(ctx, lease); err != nil {
 		return true, fmt.Errorf("releasing %q (fencing token %d): %w", lease.Key, lease.Token, err)

@@ -330,3 +330,71 @@ func TestRetryIntervalIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// batchLocker is a fake backend.Locker that renews only in batches and
+// counts them: for the batching logic alone (the real Redis pipeline is
+// tested in internal/backend/redis).
+type batchLocker struct {
+	backend.Locker
+	mu      sync.Mutex
+	batches []int
+}
+
+func (b *batchLocker) Renew(context.Context, backend.Lease, time.Duration) (backend.Lease, error) {
+	panic("a batching backend is renewed in batches")
+}
+
+func (b *batchLocker) RenewBatch(_ context.Context, renewals []backend.Renewal) {
+	b.mu.Lock()
+	b.batches = append(b.batches, len(renewals))
+	b.mu.Unlock()
+	for i := range renewals {
+		renewals[i].Renewed = renewals[i].Lease
+		renewals[i].Renewed.TTL = renewals[i].TTL
+	}
+}
+
+func (b *batchLocker) counts() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]int(nil), b.batches...)
+}
+
+func TestHoldsOfOneConnectionDueTogetherAreRenewedInOneBatch(t *testing.T) {
+	fake := &batchLocker{}
+	k := keeper.New(keeper.Options{})
+	t.Cleanup(k.DropAll)
+	const ttl = 900 * time.Millisecond
+	const n = 200
+	start := time.Now()
+	for i := range n {
+		lease := backend.Lease{Key: fmt.Sprintf("k%d", i), Holder: "h", Token: int64(i + 1), TTL: ttl}
+		// Acquired at slightly different times, as in a burst of grants.
+		confirmed := start.Add(time.Duration(i) * 250 * time.Microsecond)
+		k.Keep(keeper.Hold{Lock: types.NamespacedName{Namespace: "ns", Name: lease.Key}, Lease: lease, TTL: ttl,
+			ConfirmedAt: confirmed, Conn: &conn{l: fake}})
+	}
+	deadline := time.Now().Add(2 * ttl)
+	for {
+		total := 0
+		for _, c := range fake.counts() {
+			total += c
+		}
+		if total >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("renewed %d of %d holds in batches %v", total, n, fake.counts())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if batches := fake.counts(); len(batches) > 3 {
+		t.Errorf("the first round of %d renewals took %d batches %v; want them together (at most 3)", n, len(batches), batches)
+	}
+	for i := range n {
+		st, _ := k.Status(types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("k%d", i)})
+		if st.Phase != keeper.Renewing || !st.RenewedAt.After(start) {
+			t.Fatalf("hold %d: %+v; want renewed", i, st)
+		}
+	}
+}

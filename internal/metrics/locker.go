@@ -30,10 +30,18 @@ import (
 // as backendpool.Pool.Wrap.
 func InstrumentLocker(name string, l backend.Locker) backend.Locker {
 	il := &instrumented{name: name, inner: l}
-	if w, ok := l.(backend.Watcher); ok {
+	w, canWatch := l.(backend.Watcher)
+	b, canBatch := l.(backend.BatchRenewer)
+	switch {
+	case canWatch && canBatch:
+		return &instrumentedWatchBatcher{instrumentedWatcher: &instrumentedWatcher{il, w}, batcher: b}
+	case canWatch:
 		return &instrumentedWatcher{instrumented: il, watcher: w}
+	case canBatch:
+		return &instrumentedBatcher{instrumented: il, batcher: b}
+	default:
+		return il
 	}
-	return il
 }
 
 type instrumented struct {
@@ -120,4 +128,42 @@ func (i *instrumentedWatcher) Watch(ctx context.Context, key, holder string) (<-
 	ch, err := i.watcher.Watch(ctx, key, holder)
 	i.observe("watch", start, err)
 	return ch, err
+}
+
+type instrumentedBatcher struct {
+	*instrumented
+	batcher backend.BatchRenewer
+}
+
+var _ backend.BatchRenewer = (*instrumentedBatcher)(nil)
+
+func (i *instrumentedBatcher) RenewBatch(ctx context.Context, renewals []backend.Renewal) {
+	renewBatch(ctx, i.instrumented, i.batcher, renewals)
+}
+
+type instrumentedWatchBatcher struct {
+	*instrumentedWatcher
+	batcher backend.BatchRenewer
+}
+
+var (
+	_ backend.BatchRenewer = (*instrumentedWatchBatcher)(nil)
+	_ backend.Watcher      = (*instrumentedWatchBatcher)(nil)
+)
+
+func (i *instrumentedWatchBatcher) RenewBatch(ctx context.Context, renewals []backend.Renewal) {
+	renewBatch(ctx, i.instrumented, i.batcher, renewals)
+}
+
+// renewBatch times one batch (op "renew_batch") and counts each renewal's
+// failure under op "renew".
+func renewBatch(ctx context.Context, i *instrumented, b backend.BatchRenewer, renewals []backend.Renewal) {
+	start := time.Now()
+	b.RenewBatch(ctx, renewals)
+	BackendCallSeconds.WithLabelValues(i.name, "renew_batch").Observe(time.Since(start).Seconds())
+	for _, r := range renewals {
+		if kind := errorKind(r.Err); kind != "" {
+			BackendErrorsTotal.WithLabelValues(i.name, "renew", kind).Inc()
+		}
+	}
 }

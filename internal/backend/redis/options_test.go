@@ -157,3 +157,48 @@ func TestQueueIsIgnored(t *testing.T) {
 		t.Fatalf("keys after a queued Acquire = %q, %v; want only the outsider's %s", keys, err, key)
 	}
 }
+
+func TestRenewBatchRenewsEveryHoldAndReportsTheLostOnes(t *testing.T) {
+	t.Parallel()
+	srv := testservers.NewRedis(t)
+	ctx := ctxFor(t, 30*time.Second)
+	l := connect(t, srv)
+	batcher, ok := l.(backend.BatchRenewer)
+	if !ok {
+		t.Fatalf("the Redis locker does not renew in batches")
+	}
+	raw := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = raw.Close() })
+
+	var renewals []backend.Renewal
+	for i := range 3 {
+		key := fmt.Sprintf("%s-%d", newKey(t), i)
+		lease, err := l.Acquire(ctx, key, "holder-a", time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		renewals = append(renewals, backend.Renewal{Lease: lease, TTL: time.Minute})
+	}
+	if err := raw.Del(ctx, renewals[1].Lease.Key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The server forgets its scripts, as after a restart: the batch must
+	// still go through.
+	if err := raw.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	batcher.RenewBatch(ctx, renewals)
+	for i, r := range renewals {
+		switch {
+		case i == 1 && !errors.Is(r.Err, backend.ErrNotHeld):
+			t.Errorf("renewal of the deleted hold: err = %v; want ErrNotHeld", r.Err)
+		case i != 1 && r.Err != nil:
+			t.Errorf("renewal %d: %v", i, r.Err)
+		case i != 1 && (r.Renewed.TTL <= 30*time.Second || r.Renewed.Token != r.Lease.Token):
+			t.Errorf("renewal %d = %+v; want the same token with about a minute left", i, r.Renewed)
+		}
+	}
+	if n, err := raw.Exists(ctx, renewals[1].Lease.Key).Result(); err != nil || n != 0 {
+		t.Errorf("the batch re-created the deleted hold (exists=%d, err=%v)", n, err)
+	}
+}

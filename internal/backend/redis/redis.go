@@ -220,18 +220,61 @@ func (l *locker) Acquire(ctx context.Context, key, holder string, ttl time.Durat
 
 // Renew implements backend.Locker.
 func (l *locker) Renew(ctx context.Context, lease backend.Lease, ttl time.Duration) (backend.Lease, error) {
-	if err := validate(lease.Key, lease.Holder, ttl); err != nil {
-		return backend.Lease{}, fmt.Errorf("redis: renew %q: %w", lease.Key, err)
+	renewals := []backend.Renewal{{Lease: lease, TTL: ttl}}
+	l.RenewBatch(ctx, renewals)
+	return renewals[0].Renewed, renewals[0].Err
+}
+
+var _ backend.BatchRenewer = (*locker)(nil)
+
+// RenewBatch implements backend.BatchRenewer: one pipeline of renew scripts,
+// one round trip for the whole batch.
+func (l *locker) RenewBatch(ctx context.Context, renewals []backend.Renewal) {
+	cmds := make([]*goredis.Cmd, len(renewals))
+	valid := 0
+	pipe := l.client.Pipeline()
+	for i := range renewals {
+		r := &renewals[i]
+		if err := validate(r.Lease.Key, r.Lease.Holder, r.TTL); err != nil {
+			r.Err = fmt.Errorf("redis: renew %q: %w", r.Lease.Key, err)
+			continue
+		}
+		cmds[i] = renewScript.EvalSha(ctx, pipe, []string{r.Lease.Key}, leaseValue(r.Lease), r.TTL.Milliseconds())
+		valid++
 	}
-	pttl, err := renewScript.Run(ctx, l.client,
-		[]string{lease.Key}, leaseValue(lease), ttl.Milliseconds()).Int64()
+	if valid == 0 {
+		return
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		// The server forgot the script (a restart): send it whole once.
+		pipe = l.client.Pipeline()
+		for i := range renewals {
+			if cmds[i] != nil {
+				r := &renewals[i]
+				cmds[i] = renewScript.Eval(ctx, pipe, []string{r.Lease.Key}, leaseValue(r.Lease), r.TTL.Milliseconds())
+			}
+		}
+		_, _ = pipe.Exec(ctx) // each command carries its own error
+	}
+	for i, cmd := range cmds {
+		if cmd != nil {
+			renewals[i].Renewed, renewals[i].Err = renewResult(renewals[i], cmd)
+		}
+	}
+}
+
+// renewResult reads the outcome of one renew script.
+func renewResult(r backend.Renewal, cmd *goredis.Cmd) (backend.Lease, error) {
+	pttl, err := cmd.Int64()
 	if err != nil {
-		return backend.Lease{}, wrap("renew", lease.Key, err)
+		return backend.Lease{}, wrap("renew", r.Lease.Key, err)
 	}
 	if pttl <= 0 {
 		return backend.Lease{}, fmt.Errorf("redis: renew %q for %q (token %d): %w",
-			lease.Key, lease.Holder, lease.Token, backend.ErrNotHeld)
+			r.Lease.Key, r.Lease.Holder, r.Lease.Token, backend.ErrNotHeld)
 	}
+	lease := r.Lease
 	lease.TTL = time.Duration(pttl) * time.Millisecond
 	return lease, nil
 }
