@@ -153,15 +153,23 @@ func (r *DistributedLockReconciler) updateWaiting(lc *lockContext) {
 // token. The annotation is information for the pod: a failure to write it is
 // reported but changes nothing about the hold.
 func (r *DistributedLockReconciler) annotateHolder(ctx context.Context, lc *lockContext, pod *corev1.Pod, token int64) {
+	if pod == nil {
+		return
+	}
 	want := strconv.FormatInt(token, 10)
-	if pod == nil || (pod.Annotations[locksv1alpha1.GrantedAnnotation] == lc.lock.Name &&
+	done := "annotated/" + string(pod.UID) + "/" + want
+	if r.once.has(done) || (pod.Annotations[locksv1alpha1.GrantedAnnotation] == lc.lock.Name &&
 		pod.Annotations[locksv1alpha1.FencingTokenAnnotation] == want) {
+		// Written already (the cache may not show it yet): one write per grant.
 		return
 	}
 	err := r.patchPodAnnotations(ctx, pod, map[string]*string{
 		locksv1alpha1.GrantedAnnotation:      &lc.lock.Name,
 		locksv1alpha1.FencingTokenAnnotation: &want,
 	})
+	if err == nil {
+		r.once.first(done)
+	}
 	if err != nil && r.once.first("annotate/"+string(pod.UID)+"/"+want) {
 		r.eventf(lc.lock, pod, corev1.EventTypeWarning, "AnnotationFailed", "Annotate",
 			"Could not annotate holder pod %s with its grant (the waiter reads the grant from the DistributedLock, "+

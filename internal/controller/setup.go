@@ -85,6 +85,7 @@ func (r *DistributedLockReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.watches = &watchSet{enqueue: r.enqueuer.add, cancels: map[types.NamespacedName]context.CancelFunc{}}
 	r.queued = &queuedPlaces{places: map[types.NamespacedName]queuedPlace{}}
 	r.once = &onceSet{seen: map[string]bool{}}
+	r.queueWrites = &writeClock{last: map[types.NamespacedName]time.Time{}}
 	if r.Keeper == nil {
 		gate := func() bool { return true }
 		if r.Leader != nil {
@@ -167,6 +168,29 @@ func (e *enqueuer) add(name types.NamespacedName) {
 	e.queue.Add(reconcile.Request{NamespacedName: name})
 }
 
+// writeClock remembers when each lock's status was last written, to space
+// out writes of queue changes.
+type writeClock struct {
+	mu   sync.Mutex
+	last map[types.NamespacedName]time.Time
+}
+
+// wait is how long to hold back a queue-only write of lock.
+func (c *writeClock) wait(lock types.NamespacedName, now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return queueWriteInterval - now.Sub(c.last[lock])
+}
+
+func (c *writeClock) wrote(lock types.NamespacedName, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.last) >= maxOnceKeys {
+		c.last = map[types.NamespacedName]time.Time{}
+	}
+	c.last[lock] = now
+}
+
 // onceSet remembers keys, so that an Event is emitted once per key. It
 // forgets everything when it grows large; an Event may then repeat.
 type onceSet struct {
@@ -176,6 +200,14 @@ type onceSet struct {
 
 const maxOnceKeys = 10000
 
+// has reports whether key was recorded.
+func (s *onceSet) has(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[key]
+}
+
+// first records key and reports whether it is new.
 func (s *onceSet) first(key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
