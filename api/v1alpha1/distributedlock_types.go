@@ -375,10 +375,12 @@ type LockHolder struct {
 	// +required
 	AcquiredAt metav1.Time `json:"acquiredAt"`
 
-	// leaseExpiresAt is a time before which the backend will not let the
-	// hold expire. The controller renews the hold every leaseDuration/3 but
-	// writes this field only when it falls within leaseDuration/2, so the
-	// real expiry is at or after this time while the controller runs.
+	// leaseExpiresAt is set only while the controller cannot renew the hold
+	// (condition Held=Unknown, reason RenewalFailing): the backend keeps the
+	// hold at least until then, and may drop it after. While renewals
+	// succeed it is empty: the hold is renewed every leaseDuration/3, on the
+	// controller's own timers, for as long as its pod runs, and no status is
+	// written per renewal.
 	// +optional
 	LeaseExpiresAt *metav1.Time `json:"leaseExpiresAt,omitempty"`
 
@@ -498,11 +500,12 @@ type DistributedLockStatus struct {
 // +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.status.backend`
 // +kubebuilder:printcolumn:name="Holder",type=string,JSONPath=`.status.holders[0].pod`
 // +kubebuilder:printcolumn:name="Waiting",type=integer,JSONPath=`.status.waitingCount`
-// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.holders[0].leaseExpiresAt`
+// +kubebuilder:printcolumn:name="Since",type=date,JSONPath=`.status.holders[0].acquiredAt`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Held")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Token",type=integer,JSONPath=`.status.holders[0].fencingToken`,priority=1
 // +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.key`,priority=1
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.holders[0].leaseExpiresAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: pods name the lock in the label distlock.io/lock, whose values are limited to 63"
 

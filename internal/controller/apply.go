@@ -89,27 +89,26 @@ func (r *DistributedLockReconciler) keep(ctx context.Context, lc *lockContext) r
 		// observe has just renewed it.
 		r.keepHold(lc, rec, *lc.renewed, lc.renewedAt, lc.holderPod)
 	}
-	// Write the expiry only when the recorded one comes within half a
-	// lease: about one status write per lease instead of one per renewal.
-	ttl := holdTTL(rec, lc.ttl)
-	if st, ok := r.Keeper.Status(lc.name); ok && (rec.LeaseExpiresAt == nil || rec.LeaseExpiresAt.Sub(r.now()) < ttl/2) {
-		rec.LeaseExpiresAt = expiryOf(st.ValidUntil)
-	}
+	// No expiry is shown while renewals succeed: nothing in status changes
+	// per renewal, so a held lock costs no status write.
+	rec.LeaseExpiresAt = nil
 	r.setHeld(lc.lock, rec)
 	r.annotateHolder(ctx, lc, lc.holderPod, rec.FencingToken)
 	return result{requeueAfter: r.nextLook(lc, rec)}
 }
 
-// nextLook is when a held lock is looked at again: when its recorded expiry
-// is due to be refreshed, or its holder reaches maxHoldDuration.
+// nextLook is when a held lock must be looked at again without an event: 0
+// (never) unless its holder reaches maxHoldDuration, or its holder left the
+// pod cache (its label was removed), whose end sends this controller no
+// event. Pod events, the keeper (a hold changed phase) and the elector bring
+// every other change.
 func (r *DistributedLockReconciler) nextLook(lc *lockContext, rec *locksv1alpha1.LockHolder) time.Duration {
-	ttl := holdTTL(rec, lc.ttl)
-	next := keeper.RenewInterval(ttl)
-	if rec.LeaseExpiresAt != nil {
-		next = max(rec.LeaseExpiresAt.Sub(r.now())-ttl/2+time.Second, time.Second)
+	var next time.Duration
+	if _, cached := lc.pods[rec.PodUID]; !cached {
+		next = keeper.RenewInterval(holdTTL(rec, lc.ttl))
 	}
 	if max := lc.lock.Spec.MaxHoldDuration; max != nil {
-		if left := rec.AcquiredAt.Add(max.Duration).Sub(r.now()); left > 0 && left < next {
+		if left := rec.AcquiredAt.Add(max.Duration).Sub(r.now()); left > 0 && (next == 0 || left < next) {
 			next = left
 		}
 	}
@@ -132,6 +131,9 @@ func (r *DistributedLockReconciler) keepHold(lc *lockContext, rec *locksv1alpha1
 
 func (r *DistributedLockReconciler) keepUncertain(lc *lockContext) result {
 	rec := lc.recorded()
+	if lc.keptOK && lc.kept.Lease.Token == rec.FencingToken {
+		rec.LeaseExpiresAt = expiryOf(lc.kept.ValidUntil)
+	}
 	r.setCondition(lc.lock, locksv1alpha1.ConditionHeld, metav1.ConditionUnknown, locksv1alpha1.ReasonRenewalFailing,
 		fmt.Sprintf("Pod %s holds the lock (fencing token %d), but the hold could not be renewed for longer than it is sure "+
 			"to last (%s); the controller keeps the holder, keeps trying, and grants nothing until it knows",

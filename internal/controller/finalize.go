@@ -88,6 +88,7 @@ func (r *DistributedLockReconciler) removeFinalizer(ctx context.Context, lc *loc
 		return result{err: fmt.Errorf("removing finalizer: %w", err)}
 	}
 	metrics.ForgetLock(lc.name)
+	r.status.forget(lc.name)
 	return result{finalized: true}
 }
 
@@ -103,6 +104,7 @@ func (r *DistributedLockReconciler) lockGone(ctx context.Context, name types.Nam
 	r.queued.forget(name)
 	r.watches.stop(name)
 	metrics.ForgetLock(name)
+	r.status.forget(name)
 	return r.reportMissingLock(ctx, name)
 }
 

@@ -172,19 +172,13 @@ func (r *DistributedLockReconciler) free(ctx context.Context, lc *lockContext) r
 }
 
 func (r *DistributedLockReconciler) newHolder(pod *corev1.Pod, lease backend.Lease, ttl time.Duration) locksv1alpha1.LockHolder {
-	now := r.now()
-	remaining := lease.TTL
-	if remaining <= 0 || remaining > ttl {
-		remaining = ttl
-	}
 	return locksv1alpha1.LockHolder{
-		Pod:            pod.Name,
-		PodUID:         pod.UID,
-		Identity:       lease.Holder,
-		AcquiredAt:     metav1.NewTime(now.Truncate(time.Second)),
-		LeaseExpiresAt: expiryOf(now.Add(remaining)),
-		LeaseDuration:  &metav1.Duration{Duration: ttl},
-		FencingToken:   lease.Token,
+		Pod:           pod.Name,
+		PodUID:        pod.UID,
+		Identity:      lease.Holder,
+		AcquiredAt:    metav1.NewTime(r.now().Truncate(time.Second)),
+		LeaseDuration: &metav1.Duration{Duration: ttl},
+		FencingToken:  lease.Token,
 	}
 }
 

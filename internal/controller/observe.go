@@ -94,6 +94,11 @@ func (lc *lockContext) recorded() *locksv1alpha1.LockHolder {
 }
 
 func (r *DistributedLockReconciler) newLockContext(ctx context.Context, lock *locksv1alpha1.DistributedLock) *lockContext {
+	// Status is this controller's own: its last write is newer than a cache
+	// that has not caught up with it (the highest fencing token, the revoked
+	// pods), so the reconcile starts from that.
+	lock.Status, _ = r.status.base(lock, lock.Status)
+	lock.Status = *lock.Status.DeepCopy()
 	lc := &lockContext{
 		lock: lock,
 		orig: lock.DeepCopy(),
@@ -286,6 +291,9 @@ func (r *DistributedLockReconciler) lookupPod(ctx context.Context, lc *lockConte
 	if pod, ok := lc.pods[uid]; ok {
 		return pod, stateOf(pod)
 	}
+	// Not in the cache: deleted, or its label removed (the cache holds only
+	// labelled pods, and a filtered watch reports both as a deletion of the
+	// labelled pod), so only the API server can tell.
 	var pod corev1.Pod
 	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: lc.lock.Namespace, Name: name}, &pod)
 	switch {
@@ -334,13 +342,12 @@ func (r *DistributedLockReconciler) namespaceTerminating(ctx context.Context, na
 // holderRecord turns a kept hold into the status record of its holder.
 func holderRecord(st keeper.Status) locksv1alpha1.LockHolder {
 	return locksv1alpha1.LockHolder{
-		Pod:            st.Pod,
-		PodUID:         st.PodUID,
-		Identity:       st.Lease.Holder,
-		AcquiredAt:     metav1.NewTime(st.AcquiredAt.Truncate(time.Second)),
-		LeaseExpiresAt: expiryOf(st.ValidUntil),
-		LeaseDuration:  &metav1.Duration{Duration: st.TTL},
-		FencingToken:   st.Lease.Token,
+		Pod:           st.Pod,
+		PodUID:        st.PodUID,
+		Identity:      st.Lease.Holder,
+		AcquiredAt:    metav1.NewTime(st.AcquiredAt.Truncate(time.Second)),
+		LeaseDuration: &metav1.Duration{Duration: st.TTL},
+		FencingToken:  st.Lease.Token,
 	}
 }
 

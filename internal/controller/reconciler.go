@@ -103,11 +103,11 @@ type DistributedLockReconciler struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 
-	enqueuer    *enqueuer
-	watches     *watchSet
-	queueWrites *writeClock
-	queued      *queuedPlaces
-	once        *onceSet
+	enqueuer *enqueuer
+	watches  *watchSet
+	status   *statusWriter
+	queued   *queuedPlaces
+	once     *onceSet
 }
 
 func (r *DistributedLockReconciler) now() time.Time {
@@ -228,38 +228,6 @@ func (r *DistributedLockReconciler) finish(ctx context.Context, lc *lockContext,
 		return ctrl.Result{}, res.err
 	}
 	return ctrl.Result{RequeueAfter: res.requeueAfter}, nil
-}
-
-// queueWriteInterval is how often a lock's status is written when only its
-// queue changed (pods arriving or leaving): a burst of arrivals costs one
-// write per lock per interval, not one per pod.
-const queueWriteInterval = time.Second
-
-// patchStatus writes status when it changed. A change of the queue alone is
-// written at most every queueWriteInterval; it returns how long to wait
-// before writing such a change held back.
-func (r *DistributedLockReconciler) patchStatus(ctx context.Context, lc *lockContext) (time.Duration, error) {
-	lc.lock.Status.ObservedGeneration = lc.lock.Generation
-	if statusEqual(lc.orig.Status, lc.lock.Status) {
-		return 0, nil
-	}
-	if queueOnlyChange(lc.orig.Status, lc.lock.Status) {
-		if wait := r.queueWrites.wait(lc.name, r.now()); wait > 0 {
-			return wait, nil
-		}
-	}
-	if err := r.Status().Patch(ctx, lc.lock, client.MergeFrom(lc.orig)); client.IgnoreNotFound(err) != nil {
-		return 0, fmt.Errorf("updating status: %w", err)
-	}
-	r.queueWrites.wrote(lc.name, r.now())
-	return 0, nil
-}
-
-// queueOnlyChange reports whether two statuses differ in the queue only.
-func queueOnlyChange(a, b locksv1alpha1.DistributedLockStatus) bool {
-	a.Waiting, a.WaitingCount = nil, 0
-	b.Waiting, b.WaitingCount = nil, 0
-	return statusEqual(a, b)
 }
 
 // clearHandledAnnotations removes a distlock.io/force-release or

@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -85,7 +86,7 @@ func (r *DistributedLockReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.watches = &watchSet{enqueue: r.enqueuer.add, cancels: map[types.NamespacedName]context.CancelFunc{}}
 	r.queued = &queuedPlaces{places: map[types.NamespacedName]queuedPlace{}}
 	r.once = &onceSet{seen: map[string]bool{}}
-	r.queueWrites = &writeClock{last: map[types.NamespacedName]time.Time{}}
+	r.status = newStatusWriter()
 	if r.Keeper == nil {
 		gate := func() bool { return true }
 		if r.Leader != nil {
@@ -102,7 +103,7 @@ func (r *DistributedLockReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("adding the keeper: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&locksv1alpha1.DistributedLock{}).
+		For(&locksv1alpha1.DistributedLock{}, builder.WithPredicates(r.status.skipOwnStatusWrites())).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(lockForPod)).
 		WatchesRawSource(source.Func(r.enqueuer.start)).
 		Named("distributedlock").
@@ -119,6 +120,8 @@ func (r *DistributedLockReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // EnqueueAll asks for a reconcile of every DistributedLock in the cache: a
 // replica that starts leading looks at every lock at once.
 func (r *DistributedLockReconciler) EnqueueAll(ctx context.Context) error {
+	// Another replica led meanwhile: what this one wrote before may be stale.
+	r.status.reset()
 	var locks locksv1alpha1.DistributedLockList
 	if err := r.List(ctx, &locks); err != nil {
 		return fmt.Errorf("listing DistributedLocks: %w", err)
@@ -166,29 +169,6 @@ func (e *enqueuer) add(name types.NamespacedName) {
 		return
 	}
 	e.queue.Add(reconcile.Request{NamespacedName: name})
-}
-
-// writeClock remembers when each lock's status was last written, to space
-// out writes of queue changes.
-type writeClock struct {
-	mu   sync.Mutex
-	last map[types.NamespacedName]time.Time
-}
-
-// wait is how long to hold back a queue-only write of lock.
-func (c *writeClock) wait(lock types.NamespacedName, now time.Time) time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return queueWriteInterval - now.Sub(c.last[lock])
-}
-
-func (c *writeClock) wrote(lock types.NamespacedName, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.last) >= maxOnceKeys {
-		c.last = map[types.NamespacedName]time.Time{}
-	}
-	c.last[lock] = now
 }
 
 // onceSet remembers keys, so that an Event is emitted once per key. It
