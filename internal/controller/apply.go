@@ -104,7 +104,7 @@ func (r *DistributedLockReconciler) keep(ctx context.Context, lc *lockContext) r
 // every other change.
 func (r *DistributedLockReconciler) nextLook(lc *lockContext, rec *locksv1alpha1.LockHolder) time.Duration {
 	var next time.Duration
-	if _, cached := lc.pods[rec.PodUID]; !cached {
+	if _, cached := lc.line.Pod(lc.name, rec.PodUID); !cached {
 		next = keeper.RenewInterval(holdTTL(rec, lc.ttl))
 	}
 	if max := lc.lock.Spec.MaxHoldDuration; max != nil {

@@ -163,9 +163,10 @@ func (r *DistributedLockReconciler) free(ctx context.Context, lc *lockContext) r
 	lc.lock.Status.Holders = nil
 	r.queued.leave(ctx, lc, "")
 	msg := "Nobody holds the lock and no pod waits for it"
-	if waiting := waitingPods(lc.podList, ""); len(waiting) > 0 {
+	for first := range lc.waitingPods("") {
 		msg = fmt.Sprintf("Nobody holds the lock; %d pod(s) ask for it but none can use it yet (%s)",
-			len(waiting), notReadyReason(lc.lock, waiting[0], revokedUIDs(lc.lock)))
+			lc.line.Len(lc.name), notReadyReason(lc.lock, first, revokedUIDs(lc.lock)))
+		break
 	}
 	r.setCondition(lc.lock, locksv1alpha1.ConditionHeld, metav1.ConditionFalse, locksv1alpha1.ReasonFree, msg)
 	return result{}

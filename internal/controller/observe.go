@@ -33,6 +33,7 @@ import (
 	"github.com/distlock/distlock/internal/backendpool"
 	"github.com/distlock/distlock/internal/holder"
 	"github.com/distlock/distlock/internal/keeper"
+	"github.com/distlock/distlock/internal/podqueue"
 )
 
 // lockContext is what one reconcile learns about a lock and carries from
@@ -50,9 +51,10 @@ type lockContext struct {
 	// fingerprint identifies conn's configuration in the pool.
 	fingerprint string
 
-	// pods are the pods that carry the lock's label, by UID.
-	pods    map[types.UID]*corev1.Pod
-	podList []corev1.Pod
+	// line knows the pods that carry a lock's label and the line of those
+	// that wait, kept from pod events. Its pods are the cache's own: never
+	// modify them.
+	line *podqueue.Index
 	// namespaceTerminating is set when the lock's namespace is being deleted.
 	namespaceTerminating bool
 
@@ -105,19 +107,11 @@ func (r *DistributedLockReconciler) newLockContext(ctx context.Context, lock *lo
 		name: types.NamespacedName{Namespace: lock.Namespace, Name: lock.Name},
 		key:  lockKey(lock),
 		ttl:  leaseDuration(lock),
+		line: r.line,
 	}
 	lock.Status.Backend = lock.Spec.Backend.Name()
 	lock.Status.Key = lc.key
 	lc.conn, lc.fingerprint, lc.connErr = r.connect(ctx, lock)
-	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(lock.Namespace),
-		client.MatchingLabels{locksv1alpha1.LockLabel: lock.Name}); err == nil {
-		lc.podList = pods.Items
-	}
-	lc.pods = make(map[types.UID]*corev1.Pod, len(lc.podList))
-	for i := range lc.podList {
-		lc.pods[lc.podList[i].UID] = &lc.podList[i]
-	}
 	if !lock.DeletionTimestamp.IsZero() {
 		lc.namespaceTerminating = r.namespaceTerminating(ctx, lock.Namespace)
 	}
@@ -288,7 +282,7 @@ func (r *DistributedLockReconciler) identity(lock *locksv1alpha1.DistributedLock
 // that ask for the lock, or else straight from the API server (a holder
 // whose label was removed still holds the lock until it ends).
 func (r *DistributedLockReconciler) lookupPod(ctx context.Context, lc *lockContext, name string, uid types.UID) (*corev1.Pod, podState) {
-	if pod, ok := lc.pods[uid]; ok {
+	if pod, ok := lc.line.Pod(lc.name, uid); ok {
 		return pod, stateOf(pod)
 	}
 	// Not in the cache: deleted, or its label removed (the cache holds only

@@ -112,7 +112,7 @@ func (r *DistributedLockReconciler) nextInLine(lc *lockContext) *corev1.Pod {
 		skip = rec.PodUID
 	}
 	revoked := revokedUIDs(lc.lock)
-	for _, pod := range waitingPods(lc.podList, skip) {
+	for pod := range lc.waitingPods(skip) {
 		why := notReadyReason(lc.lock, pod, revoked)
 		if why == "" {
 			return pod
@@ -126,26 +126,32 @@ func (r *DistributedLockReconciler) nextInLine(lc *lockContext) *corev1.Pod {
 }
 
 // updateWaiting records the queue in status: the first MaxWaitingListed pods
-// and the total.
+// and the total. Pods whose hold was revoked are not counted even when their
+// lost annotation has not reached the cache yet.
 func (r *DistributedLockReconciler) updateWaiting(lc *lockContext) {
 	var skip types.UID
 	if rec := lc.recorded(); rec != nil {
 		skip = rec.PodUID
 	}
+	count := lc.line.Len(lc.name)
+	if skip != "" && lc.inLine(skip) {
+		count--
+	}
 	revoked := revokedUIDs(lc.lock)
-	var waiting []*corev1.Pod
-	for _, pod := range waitingPods(lc.podList, skip) {
-		if !revoked[pod.UID] {
-			waiting = append(waiting, pod)
+	for uid := range revoked {
+		if uid != skip && lc.inLine(uid) {
+			count--
 		}
 	}
-	lc.lock.Status.WaitingCount = int32(len(waiting))
+	lc.lock.Status.WaitingCount = int32(count)
 	lc.lock.Status.Waiting = nil
-	for i, pod := range waiting {
-		if i == locksv1alpha1.MaxWaitingListed {
+	for pod := range lc.waitingPods(skip) {
+		if len(lc.lock.Status.Waiting) == locksv1alpha1.MaxWaitingListed {
 			break
 		}
-		lc.lock.Status.Waiting = append(lc.lock.Status.Waiting, locksv1alpha1.WaitingPod{Pod: pod.Name, PodUID: pod.UID})
+		if !revoked[pod.UID] {
+			lc.lock.Status.Waiting = append(lc.lock.Status.Waiting, locksv1alpha1.WaitingPod{Pod: pod.Name, PodUID: pod.UID})
+		}
 	}
 }
 
@@ -204,6 +210,7 @@ func (r *DistributedLockReconciler) markPodLost(ctx context.Context, pod *corev1
 // with a merge patch that carries the pod's UID: the API server refuses it
 // when the name now belongs to another pod.
 func (r *DistributedLockReconciler) patchPodAnnotations(ctx context.Context, pod *corev1.Pod, set map[string]*string) error {
+	pod = pod.DeepCopy() // Patch decodes the answer into it; it may be the cache's own object.
 	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": pod.UID, "annotations": set}})
 	if err != nil {
 		return fmt.Errorf("encoding a patch: %w", err)

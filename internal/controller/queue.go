@@ -17,12 +17,13 @@ limitations under the License.
 package controller
 
 import (
-	"sort"
+	"iter"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
+	"github.com/distlock/distlock/internal/podqueue"
 )
 
 // podFinished reports whether a pod will run no more containers: it reached
@@ -42,24 +43,21 @@ func podWaits(pod *corev1.Pod) bool {
 }
 
 // waitingPods returns the pods in line for the lock, first come first
-// served: oldest creationTimestamp first, ties broken by name and then UID
-// so the order is stable. The pod with UID skip (the holder) is left out.
-func waitingPods(pods []corev1.Pod, skip types.UID) []*corev1.Pod {
-	waiting := make([]*corev1.Pod, 0, len(pods))
-	for i := range pods {
-		if pods[i].UID != skip && podWaits(&pods[i]) {
-			waiting = append(waiting, &pods[i])
-		}
+// served (podqueue.Before), leaving out the pod with UID skip (the holder).
+// It reads the line kept from pod events: no listing, no sorting.
+func (lc *lockContext) waitingPods(skip types.UID) iter.Seq[*corev1.Pod] {
+	return func(yield func(*corev1.Pod) bool) {
+		lc.line.Ascend(lc.name, func(pod *corev1.Pod) bool {
+			return pod.UID == skip || yield(pod)
+		})
 	}
-	sort.SliceStable(waiting, func(i, j int) bool {
-		a, b := waiting[i], waiting[j]
-		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-			return a.CreationTimestamp.Before(&b.CreationTimestamp)
-		}
-		if a.Name != b.Name {
-			return a.Name < b.Name
-		}
-		return a.UID < b.UID
-	})
-	return waiting
 }
+
+// inLine reports whether the pod with the given UID waits in the lock's line.
+func (lc *lockContext) inLine(uid types.UID) bool {
+	pod, ok := lc.line.Pod(lc.name, uid)
+	return ok && podWaits(pod)
+}
+
+// newLine returns an empty index of the lines of pods that wait for locks.
+func newLine() *podqueue.Index { return podqueue.New(locksv1alpha1.LockLabel, podWaits) }

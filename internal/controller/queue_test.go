@@ -72,12 +72,18 @@ func TestWaitingPodsOrder(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
+			lc := &lockContext{name: types.NamespacedName{Namespace: "ns", Name: "L"}, line: newLine()}
+			for i := range tc.pods {
+				p := tc.pods[i].DeepCopy()
+				p.Namespace, p.Labels = "ns", map[string]string{locksv1alpha1.LockLabel: "L"}
+				lc.line.Set(p)
+			}
 			var got []string
-			for _, p := range waitingPods(tc.pods, tc.skip) {
+			for p := range lc.waitingPods(tc.skip) {
 				got = append(got, p.Name)
 			}
 			if g := strings.Join(got, ","); g != tc.want {
-				t.Errorf("waitingPods() = %s; want %s", g, tc.want)
+				t.Errorf("waiting pods = %s; want %s", g, tc.want)
 			}
 		})
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/distlock/distlock/internal/backendpool"
 	"github.com/distlock/distlock/internal/keeper"
 	"github.com/distlock/distlock/internal/metrics"
+	"github.com/distlock/distlock/internal/podqueue"
 )
 
 // Timings of the reconciler. They are variables of the reconciler (see its
@@ -104,6 +105,7 @@ type DistributedLockReconciler struct {
 	Now func() time.Time
 
 	enqueuer *enqueuer
+	line     *podqueue.Index
 	watches  *watchSet
 	status   *statusWriter
 	queued   *queuedPlaces

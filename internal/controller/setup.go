@@ -33,7 +33,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -83,6 +82,7 @@ func (r *DistributedLockReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Backends.Wrap = metrics.InstrumentLocker
 	}
 	r.enqueuer = &enqueuer{}
+	r.line = newLine()
 	r.watches = &watchSet{enqueue: r.enqueuer.add, cancels: map[types.NamespacedName]context.CancelFunc{}}
 	r.queued = &queuedPlaces{places: map[types.NamespacedName]queuedPlace{}}
 	r.once = &onceSet{seen: map[string]bool{}}
@@ -104,7 +104,7 @@ func (r *DistributedLockReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&locksv1alpha1.DistributedLock{}, builder.WithPredicates(r.status.skipOwnStatusWrites())).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(lockForPod)).
+		Watches(&corev1.Pod{}, podEvents(r.line)).
 		WatchesRawSource(source.Func(r.enqueuer.start)).
 		Named("distributedlock").
 		WithOptions(controller.Options{
@@ -130,15 +130,6 @@ func (r *DistributedLockReconciler) EnqueueAll(ctx context.Context) error {
 		r.enqueuer.add(types.NamespacedName{Namespace: locks.Items[i].Namespace, Name: locks.Items[i].Name})
 	}
 	return nil
-}
-
-// lockForPod maps a pod to the DistributedLock its label names.
-func lockForPod(_ context.Context, obj client.Object) []ctrl.Request {
-	name := obj.GetLabels()[locksv1alpha1.LockLabel]
-	if name == "" {
-		return nil
-	}
-	return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
 }
 
 // enqueuer lets the keeper, backend watches and the leader elector ask for

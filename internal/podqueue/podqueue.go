@@ -1,0 +1,162 @@
+/*
+Copyright 2026 The distlock Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package podqueue keeps, for every DistributedLock, the pods that ask for
+// it and the line of those that wait, in first-come-first-served order. It is
+// updated from pod events one pod at a time (O(log n) each), so a reconcile
+// reads the head of a line of any length, its length and any one pod without
+// listing the pods or sorting them: a lock with 10,000 waiting pods costs
+// per event what a lock with one does.
+//
+// The pods it holds are the informer cache's own objects: callers must not
+// modify them (copy one before a call that decodes into it).
+package podqueue
+
+import (
+	"sync"
+
+	"github.com/google/btree"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Index is the set of lines. Its zero value is not usable: call New.
+type Index struct {
+	label string
+	waits func(*corev1.Pod) bool
+
+	mu sync.RWMutex
+	// pods are the pods that carry the label, by UID.
+	pods map[types.UID]*corev1.Pod
+	// lines are the waiting pods of each lock, in order.
+	lines map[types.NamespacedName]*btree.BTreeG[*corev1.Pod]
+}
+
+// btreeDegree suits lines from a few pods to tens of thousands.
+const btreeDegree = 16
+
+// New returns an empty Index of the pods whose label named label names a
+// lock in their namespace. waits tells whether such a pod is in line (it
+// may hold the lock or be granted it); the others are known but not in line.
+func New(label string, waits func(*corev1.Pod) bool) *Index {
+	return &Index{
+		label: label,
+		waits: waits,
+		pods:  map[types.UID]*corev1.Pod{},
+		lines: map[types.NamespacedName]*btree.BTreeG[*corev1.Pod]{},
+	}
+}
+
+// Before orders a line: the oldest creationTimestamp first, ties broken by
+// name and then UID, so the order is total and stable.
+func Before(a, b *corev1.Pod) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	if a.Name != b.Name {
+		return a.Name < b.Name
+	}
+	return a.UID < b.UID
+}
+
+// LockOf returns the lock a pod asks for, and false when it asks for none.
+func (x *Index) LockOf(pod *corev1.Pod) (types.NamespacedName, bool) {
+	name := pod.Labels[x.label]
+	return types.NamespacedName{Namespace: pod.Namespace, Name: name}, name != ""
+}
+
+// Set records a pod that was added or changed. A pod without the label is
+// forgotten.
+func (x *Index) Set(pod *corev1.Pod) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.removeLocked(pod.UID)
+	lock, ok := x.LockOf(pod)
+	if !ok {
+		return
+	}
+	x.pods[pod.UID] = pod
+	if !x.waits(pod) {
+		return
+	}
+	line := x.lines[lock]
+	if line == nil {
+		line = btree.NewG(btreeDegree, Before)
+		x.lines[lock] = line
+	}
+	line.ReplaceOrInsert(pod)
+}
+
+// Delete forgets a pod that was deleted (or, in a cache filtered by the
+// label, lost the label).
+func (x *Index) Delete(uid types.UID) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.removeLocked(uid)
+}
+
+func (x *Index) removeLocked(uid types.UID) {
+	old, ok := x.pods[uid]
+	if !ok {
+		return
+	}
+	delete(x.pods, uid)
+	lock, _ := x.LockOf(old)
+	line := x.lines[lock]
+	if line == nil {
+		return
+	}
+	// Cached objects are replaced, never changed, so old still sorts where
+	// it was inserted.
+	line.Delete(old)
+	if line.Len() == 0 {
+		delete(x.lines, lock)
+	}
+}
+
+// Pod returns the pod with the given UID if it asks for lock.
+func (x *Index) Pod(lock types.NamespacedName, uid types.UID) (*corev1.Pod, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	pod, ok := x.pods[uid]
+	if !ok {
+		return nil, false
+	}
+	if l, _ := x.LockOf(pod); l != lock {
+		return nil, false
+	}
+	return pod, true
+}
+
+// Len returns how many pods wait in lock's line.
+func (x *Index) Len(lock types.NamespacedName) int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if line := x.lines[lock]; line != nil {
+		return line.Len()
+	}
+	return 0
+}
+
+// Ascend calls fn with the pods in lock's line, first in line first, until
+// fn returns false. fn must not call the Index's Set or Delete.
+func (x *Index) Ascend(lock types.NamespacedName, fn func(*corev1.Pod) bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if line := x.lines[lock]; line != nil {
+		line.Ascend(fn)
+	}
+}
