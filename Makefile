@@ -92,6 +92,15 @@ build: manifests generate fmt vet ## Build the manager and waiter binaries.
 run: manifests generate fmt vet ## Run a controller from your host.
 	go run ./cmd/manager
 
+.PHONY: bench
+bench: ## Print one table: handoff latency vs a Lease, backend speed vs bsm/redislock, redsync and zk.Lock (BENCH_DURATION, BENCH_REPS, N).
+	hack/bench.sh
+
+.PHONY: bench-scale
+bench-scale: setup-envtest test-deps ## Measure the controller at scale (docs/scale.md): LOCKS (100) x PODS (10), BACKENDS=redis[,zookeeper], BENCH_SCALE_FLAGS.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./hack/bench/scale $(if $(LOCKS),-locks=$(LOCKS)) $(if $(PODS),-pods=$(PODS)) \
+		$(if $(BACKENDS),-backends=$(BACKENDS)) $(BENCH_SCALE_FLAGS)
+
 .PHONY: demo
 demo: ## The demo: gated Jobs taking turns on a real local cluster (kubelet, containerd) with Redis and ZooKeeper.
 	hack/demo.sh
