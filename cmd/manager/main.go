@@ -42,8 +42,10 @@ import (
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 	"github.com/distlock/distlock/internal/backendpool"
 	"github.com/distlock/distlock/internal/controller"
+	"github.com/distlock/distlock/internal/eventbudget"
 	"github.com/distlock/distlock/internal/holder"
 	"github.com/distlock/distlock/internal/leader"
+	"github.com/distlock/distlock/internal/metrics"
 
 	// The backends register themselves.
 	_ "github.com/distlock/distlock/internal/backend/redis"
@@ -74,6 +76,8 @@ func main() {
 	var leaderElectionNamespace string
 	var watchNamespaces string
 	var allowedBackendAddresses string
+	var eventQPS float64
+	var eventBurst int
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
@@ -100,6 +104,11 @@ func main() {
 		"Let DistributedLocks name their own backend key (spec.key), e.g. to share a lock with programs outside the cluster. "+
 			"Keys must start with the lock's namespace (\"<ns>/\", \"<ns>:\", \"/<ns>/\") or a prefix that an administrator "+
 			"lists in the Namespace annotation distlock.io/allowed-key-prefixes.")
+	flag.Float64Var(&eventQPS, "event-qps", eventbudget.DefaultQPS,
+		"Events of each type (Normal, Warning) the manager writes per second after a burst of --event-burst; "+
+			"the rest are dropped and counted in distlock_events_dropped_total. 0 means no limit.")
+	flag.IntVar(&eventBurst, "event-burst", eventbudget.DefaultBurst,
+		"Events of each type the manager may write at once before --event-qps applies.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -180,7 +189,7 @@ func main() {
 		Client:                  mgr.GetClient(),
 		Scheme:                  mgr.GetScheme(),
 		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("distlock"),
+		Recorder:                eventbudget.New(mgr.GetEventRecorder("distlock"), eventQPS, eventBurst, metrics.EventsDroppedTotal),
 		Backends:                backends,
 		Leader:                  elector,
 		ClientName:              clientName(elector.Identity()),

@@ -107,13 +107,20 @@ var (
 		Help: "Failed calls to a backend, by operation and kind (unreachable, unauthorized, other). " +
 			"'Held by another holder' and 'not held' are outcomes, not errors.",
 	}, []string{labelBackend, labelOp, "kind"})
+
+	// EventsDroppedTotal counts Events not written because they were over
+	// the manager's Event budget (--event-qps, --event-burst).
+	EventsDroppedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "events_dropped_total",
+		Help: "Events not written because they were over the Event budget (--event-qps, --event-burst), by type and reason.",
+	}, []string{"type", "reason"})
 )
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(
 		WaitSeconds, HoldSeconds, GrantsTotal, ReleasesTotal, HoldsLostTotal,
 		RenewalLagSeconds, RenewalFailuresTotal, BackendCallSeconds, BackendErrorsTotal,
-		locks,
+		EventsDroppedTotal, locks,
 	)
 }
 
