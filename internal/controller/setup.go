@@ -68,9 +68,13 @@ func PodCacheSelector() labels.Selector {
 
 // CacheOptions are the cache options the manager needs for this controller.
 func CacheOptions() cache.Options {
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.Pod{}: {Label: PodCacheSelector()},
-	}}
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}: {Label: PodCacheSelector()},
+		},
+		// Nothing here reads managedFields: the cache need not keep them.
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
 }
 
 // SetupWithManager sets up the controller with the Manager: it watches
