@@ -37,13 +37,16 @@ func (b BackendSpec) Name() string {
 }
 
 // Servers returns the host:port addresses the backend names: the Redis
-// server or its Sentinels, or the ZooKeeper ensemble.
+// server, its Sentinels or the seed nodes of its cluster, or the ZooKeeper
+// ensemble.
 func (b BackendSpec) Servers() []string {
 	switch {
 	case b.ZooKeeper != nil:
 		return b.ZooKeeper.Servers
 	case b.Redis != nil && b.Redis.Sentinel != nil:
 		return b.Redis.Sentinel.Addresses
+	case b.Redis != nil && b.Redis.Cluster != nil:
+		return b.Redis.Cluster.Addresses
 	case b.Redis != nil:
 		return []string{b.Redis.Address}
 	default:

@@ -186,6 +186,7 @@ const MinLeaseDuration = "10s"
 // +kubebuilder:validation:XValidation:rule="has(self.key) == has(oldSelf.key) && (!has(self.key) || self.key == oldSelf.key)",message="spec.key is immutable: delete and recreate the DistributedLock to move it to another key"
 // +kubebuilder:validation:XValidation:rule="!has(self.key) || !has(self.backend.zookeeper) || (self.key.startsWith('/') && !self.key.endsWith('/') && !self.key.contains('//'))",message="spec.key for a ZooKeeper lock must be an absolute znode path such as /locks/reports: it starts with '/', has no empty segment and does not end with '/'"
 // +kubebuilder:validation:XValidation:rule="!has(self.maxHoldDuration) || duration(self.maxHoldDuration) >= duration(self.leaseDuration)",message="spec.maxHoldDuration must be at least spec.leaseDuration"
+// +kubebuilder:validation:XValidation:rule="!has(self.key) || !has(self.backend.redis) || !has(self.backend.redis.cluster) || !self.key.contains('}') || self.key.matches('^[^{]*[{][^}]+[}]')",message="spec.key for a Redis Cluster lock contains '}' but no hash tag, so its fencing counter cannot be put in the key's hash slot: give the key a hash tag, a non-empty {...} before any other '}', such as locks:{reports}:nightly"
 type DistributedLockSpec struct {
 	// backend selects the server that holds the lock. Exactly one of
 	// backend.redis or backend.zookeeper must be set.
@@ -201,7 +202,9 @@ type DistributedLockSpec struct {
 	// cluster administrator's decision), and only under the namespace's own
 	// prefixes ("<namespace>/", "<namespace>:", "/<namespace>/") or those an
 	// administrator lists in the Namespace's distlock.io/allowed-key-prefixes
-	// annotation. Cannot be changed after creation.
+	// annotation. On a Redis Cluster, a key that contains '}' must have a
+	// hash tag (a non-empty {...} before any other '}'), so that its fencing
+	// counter can share its hash slot. Cannot be changed after creation.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
@@ -224,136 +227,6 @@ type DistributedLockSpec struct {
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5s')",message="maxHoldDuration must be at least 5s"
 	MaxHoldDuration *metav1.Duration `json:"maxHoldDuration,omitempty"`
-}
-
-// BackendSpec selects the server that holds a lock.
-// +kubebuilder:validation:XValidation:rule="(has(self.redis) ? 1 : 0) + (has(self.zookeeper) ? 1 : 0) == 1",message="exactly one of backend.redis or backend.zookeeper must be set"
-type BackendSpec struct {
-	// redis holds the lock in a Redis server, with SET NX PX and a fencing
-	// counter.
-	// +optional
-	Redis *RedisBackend `json:"redis,omitempty"`
-
-	// zookeeper holds the lock in a ZooKeeper ensemble, as a sequential node
-	// in the layout of Apache Curator's InterProcessMutex.
-	// +optional
-	ZooKeeper *ZooKeeperBackend `json:"zookeeper,omitempty"`
-}
-
-// RedisBackend describes a Redis server, directly or through Sentinel.
-// +kubebuilder:validation:XValidation:rule="has(self.address) != has(self.sentinel)",message="set exactly one of redis.address or redis.sentinel"
-type RedisBackend struct {
-	// address is the host:port of the Redis server, for example
-	// "redis.infra.svc:6379".
-	// +optional
-	// +kubebuilder:validation:MaxLength=261
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([[][0-9a-fA-F:.]+[]]|[A-Za-z0-9.-]+):[0-9]{1,5}$')",message="redis.address must be host:port, for example redis.infra.svc:6379"
-	Address string `json:"address,omitempty"`
-
-	// sentinel reaches the Redis master through Redis Sentinel.
-	// +optional
-	Sentinel *RedisSentinel `json:"sentinel,omitempty"`
-
-	// db is the Redis logical database number. Defaults to 0.
-	// +optional
-	// +kubebuilder:validation:Minimum=0
-	// +kubebuilder:validation:Maximum=15
-	DB int32 `json:"db,omitempty"`
-
-	// credentialsSecretRef names a Secret in the lock's namespace with the
-	// key "password" and, for a Redis ACL user, "username". The Secret must
-	// allow this lock to use it: annotation distlock.io/allowed-locks with
-	// the lock's name or "*".
-	// +optional
-	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef,omitempty"`
-
-	// tls, when set, connects over TLS.
-	// +optional
-	TLS *TLSConfig `json:"tls,omitempty"`
-}
-
-// RedisSentinel describes a set of Redis Sentinels.
-type RedisSentinel struct {
-	// masterName is the name of the master the Sentinels monitor.
-	// +required
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	MasterName string `json:"masterName"`
-
-	// addresses lists the host:port of each Sentinel.
-	// +required
-	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=15
-	// +kubebuilder:validation:items:MaxLength=261
-	// +kubebuilder:validation:XValidation:rule="self.all(a, a.matches('^([[][0-9a-fA-F:.]+[]]|[A-Za-z0-9.-]+):[0-9]{1,5}$'))",message="every sentinel address must be host:port, for example sentinel-0.infra.svc:26379"
-	// +listType=atomic
-	Addresses []string `json:"addresses"`
-}
-
-// TLSConfig configures TLS to a backend.
-type TLSConfig struct {
-	// caSecretRef names a Secret in the lock's namespace whose key "ca.crt"
-	// holds the PEM certificates that sign the server's certificate. When
-	// unset, the system roots are used. Like a credentials Secret, it must
-	// carry the annotation distlock.io/allowed-locks.
-	// +optional
-	CASecretRef *SecretReference `json:"caSecretRef,omitempty"`
-
-	// serverName overrides the name checked against the server's
-	// certificate.
-	// +optional
-	// +kubebuilder:validation:MaxLength=253
-	ServerName string `json:"serverName,omitempty"`
-}
-
-// ZooKeeperBackend describes a ZooKeeper ensemble.
-type ZooKeeperBackend struct {
-	// servers lists the host:port of every member of the ensemble.
-	// +required
-	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=15
-	// +kubebuilder:validation:items:MaxLength=261
-	// +kubebuilder:validation:XValidation:rule="self.all(s, s.matches('^([[][0-9a-fA-F:.]+[]]|[A-Za-z0-9.-]+):[0-9]{1,5}$'))",message="every zookeeper server must be host:port, for example zk-0.zk.infra.svc:2181"
-	// +listType=atomic
-	Servers []string `json:"servers"`
-
-	// sessionTimeout is the ZooKeeper session timeout of the controller's
-	// connection. Holds do not depend on the session (they are TTL nodes
-	// renewed by the controller), so it only bounds how quickly a dead
-	// connection is noticed. Between 2s and 60s; defaults to 10s.
-	// +optional
-	// +kubebuilder:default="10s"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('2s') && duration(self) <= duration('60s')",message="sessionTimeout must be between 2s and 60s"
-	SessionTimeout *metav1.Duration `json:"sessionTimeout,omitempty"`
-
-	// credentialsSecretRef names a Secret in the lock's namespace with the
-	// keys "username" and "password" for ZooKeeper's digest scheme. Lock
-	// nodes are then created readable and writable by that identity only.
-	// The Secret must allow this lock to use it: annotation
-	// distlock.io/allowed-locks with the lock's name or "*".
-	// +optional
-	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef,omitempty"`
-
-	// nodeNames is how the controller names its nodes under the lock path,
-	// to match the outside programs that share the path: "Curator" (the
-	// default: "_c_<uuid>-lock-<seq>", as Apache Curator's InterProcessMutex
-	// and go-zookeeper's zk.Lock) or "Kazoo" ("<hex>__lock__<seq>", as
-	// Python's kazoo Lock). The controller recognises both, and the nodes of
-	// Curator's and kazoo's read-write locks, whatever this says; outside
-	// programs recognise only their own by default.
-	// +optional
-	// +kubebuilder:default=Curator
-	// +kubebuilder:validation:Enum=Curator;Kazoo
-	NodeNames string `json:"nodeNames,omitempty"`
-}
-
-// SecretReference names a Secret in the DistributedLock's namespace.
-type SecretReference struct {
-	// name of the Secret.
-	// +required
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	Name string `json:"name"`
 }
 
 // LockHolder is a pod that holds the lock.

@@ -57,18 +57,25 @@ var (
 // Config is what a Factory needs to connect to one server or ensemble.
 type Config struct {
 	// Servers are the host:port addresses of the server (Redis), the
-	// Sentinels (Redis with SentinelMaster set) or the ensemble members
-	// (ZooKeeper).
+	// Sentinels (Redis with SentinelMaster set), some nodes of the cluster
+	// (Redis with Cluster set) or the ensemble members (ZooKeeper).
 	Servers []string
 	// SentinelMaster, when set, names the Redis master that the Sentinels in
 	// Servers monitor.
 	SentinelMaster string
+	// Cluster, when set, makes Servers the seed nodes of a Redis Cluster.
+	Cluster bool
 	// DB is the Redis logical database.
 	DB int
 	// Username and Password authenticate the client (Redis AUTH / ACL user;
 	// ZooKeeper digest scheme). Empty means no authentication.
 	Username string
 	Password string
+	// SentinelUsername and SentinelPassword authenticate the client to the
+	// Redis Sentinels themselves (their requirepass or ACL user), when
+	// SentinelMaster is set. Empty means no authentication.
+	SentinelUsername string
+	SentinelPassword string
 	// TLS, when not nil, is used to connect (Redis).
 	TLS *tls.Config
 	// SessionTimeout is the ZooKeeper session timeout. Zero means the
@@ -115,6 +122,12 @@ type Lease struct {
 	// (AcquireOptions.Queue on a backend that queues, i.e. ZooKeeper): the
 	// caller does not hold the lock; Token identifies its place in line.
 	Queued bool
+	// Handle is opaque data by which the backend that returned the Lease
+	// finds the hold again in fewer round trips (ZooKeeper: the hold's node),
+	// or empty. Callers keep it with the Lease and never build one; a Lease
+	// without it (rebuilt from a record after a restart, say) works the
+	// same, at the cost of a lookup. Renew returns the Lease with its Handle.
+	Handle string
 }
 
 // AcquireOptions change what Acquire does. The zero value is a plain
@@ -179,7 +192,9 @@ type State struct {
 // All methods are safe for concurrent use and safe to repeat.
 type Locker interface {
 	// Acquire takes the lock at key for holder, to expire after ttl unless
-	// renewed. It does not wait: when another holder has the lock it returns
+	// renewed (the Lease's TTL says how long, never more than ttl; a place
+	// in line kept with Queue and written a moment before may become the
+	// hold with a little less). It does not wait: when another holder has the lock it returns
 	// an error wrapping ErrNotAcquired (and, with the Queue option on a
 	// backend that queues, a Lease with Queued set that keeps the caller's
 	// place in line). Acquiring a lock the same holder already holds

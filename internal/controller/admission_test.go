@@ -111,16 +111,50 @@ func TestDistributedLockAdmissionRejectsMalformedSpecs(t *testing.T) {
 			}},
 			wantMessage: "exactly one of backend.redis or backend.zookeeper must be set",
 		},
-		"a redis backend with neither address nor sentinel": {
+		"a redis backend with neither address, sentinel nor cluster": {
 			spec:        locksv1alpha1.DistributedLockSpec{Backend: locksv1alpha1.BackendSpec{Redis: &locksv1alpha1.RedisBackend{}}},
-			wantMessage: "set exactly one of redis.address or redis.sentinel",
+			wantMessage: "set exactly one of redis.address (one server), redis.sentinel (a master found through Sentinels) or redis.cluster (a Redis Cluster)",
 		},
 		"a redis backend with both address and sentinel": {
 			spec: locksv1alpha1.DistributedLockSpec{Backend: locksv1alpha1.BackendSpec{Redis: &locksv1alpha1.RedisBackend{
 				Address:  "redis:6379",
 				Sentinel: &locksv1alpha1.RedisSentinel{MasterName: "mymaster", Addresses: []string{"sentinel:26379"}},
 			}}},
-			wantMessage: "set exactly one of redis.address or redis.sentinel",
+			wantMessage: "set exactly one of redis.address (one server), redis.sentinel (a master found through Sentinels) or redis.cluster (a Redis Cluster)",
+		},
+		"a redis backend with both address and cluster": {
+			spec: locksv1alpha1.DistributedLockSpec{Backend: locksv1alpha1.BackendSpec{Redis: &locksv1alpha1.RedisBackend{
+				Address: "redis:6379",
+				Cluster: &locksv1alpha1.RedisCluster{Addresses: []string{"redis-0:6379"}},
+			}}},
+			wantMessage: "set exactly one of redis.address (one server), redis.sentinel (a master found through Sentinels) or redis.cluster",
+		},
+		"a redis cluster with a database other than 0": {
+			spec: locksv1alpha1.DistributedLockSpec{Backend: locksv1alpha1.BackendSpec{Redis: &locksv1alpha1.RedisBackend{
+				Cluster: &locksv1alpha1.RedisCluster{Addresses: []string{"redis-0:6379"}}, DB: 1,
+			}}},
+			wantMessage: "redis.db must be 0 or unset with redis.cluster: a Redis Cluster has only database 0",
+		},
+		"a redis cluster address without a port": {
+			spec: locksv1alpha1.DistributedLockSpec{Backend: locksv1alpha1.BackendSpec{Redis: &locksv1alpha1.RedisBackend{
+				Cluster: &locksv1alpha1.RedisCluster{Addresses: []string{"redis-0:6379", "redis-1"}},
+			}}},
+			wantMessage: "every cluster address must be host:port, for example redis-cluster-0.infra.svc:6379",
+		},
+		"a redis cluster without addresses": {
+			spec: locksv1alpha1.DistributedLockSpec{Backend: locksv1alpha1.BackendSpec{Redis: &locksv1alpha1.RedisBackend{
+				Cluster: &locksv1alpha1.RedisCluster{Addresses: []string{}},
+			}}},
+			wantMessage: "spec.backend.redis.cluster.addresses: Invalid value: 0: spec.backend.redis.cluster.addresses in body should have at least 1 items",
+		},
+		"a Redis Cluster key with a '}' but no hash tag (its counter could not share its slot)": {
+			spec: locksv1alpha1.DistributedLockSpec{
+				Backend: locksv1alpha1.BackendSpec{Redis: &locksv1alpha1.RedisBackend{
+					Cluster: &locksv1alpha1.RedisCluster{Addresses: []string{"redis-0:6379"}},
+				}},
+				Key: "billing:a}b",
+			},
+			wantMessage: "spec.key for a Redis Cluster lock contains '}' but no hash tag",
 		},
 		"a redis address without a port": {
 			spec:        locksv1alpha1.DistributedLockSpec{Backend: redisAt("redis.infra.svc")},

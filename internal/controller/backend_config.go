@@ -41,6 +41,10 @@ const (
 	secretKeyUsername = "username"
 	secretKeyPassword = "password"
 	secretKeyCA       = "ca.crt"
+	// The Redis Sentinels' own credentials (requirepass or an ACL user in
+	// sentinel.conf), with redis.sentinel.
+	secretKeySentinelUsername = "sentinelUsername"
+	secretKeySentinelPassword = "sentinelPassword"
 )
 
 // Errors of a lock's configuration; backendReason maps them to condition
@@ -106,6 +110,7 @@ func (r *DistributedLockReconciler) backendConfig(
 		if b.Redis.Sentinel != nil {
 			cfg.SentinelMaster = b.Redis.Sentinel.MasterName
 		}
+		cfg.Cluster = b.Redis.Cluster != nil
 		cfg.DB = int(b.Redis.DB)
 		credsRef, tlsSpec = b.Redis.CredentialsSecretRef, b.Redis.TLS
 	case b.ZooKeeper != nil:
@@ -122,23 +127,17 @@ func (r *DistributedLockReconciler) backendConfig(
 	cfg.ClientName = r.ClientName
 
 	fp := sha256.New()
-	fmt.Fprintf(fp, "%s\x00%s\x00%s\x00%d\x00%s\x00%s\x00",
-		lock.Spec.Backend.Name(), strings.Join(cfg.Servers, ","), cfg.SentinelMaster, cfg.DB, cfg.SessionTimeout, cfg.NodeNames)
+	fmt.Fprintf(fp, "%s\x00%s\x00%s\x00%t\x00%d\x00%s\x00%s\x00", lock.Spec.Backend.Name(), strings.Join(cfg.Servers, ","),
+		cfg.SentinelMaster, cfg.Cluster, cfg.DB, cfg.SessionTimeout, cfg.NodeNames)
 	if credsRef != nil {
 		secret, err := r.secret(ctx, lock, credsRef.Name)
 		if err != nil {
 			return cfg, "", err
 		}
-		cfg.Username = string(secret.Data[secretKeyUsername])
-		cfg.Password = string(secret.Data[secretKeyPassword])
-		if cfg.Password == "" {
-			return cfg, "", fmt.Errorf("%w: Secret %s/%s has no %q key", errCredentials, lock.Namespace, credsRef.Name, secretKeyPassword)
+		if err := readCredentials(&cfg, lock.Spec.Backend.Name(), secret.Data); err != nil {
+			return cfg, "", fmt.Errorf("%w: Secret %s/%s %w", errCredentials, lock.Namespace, credsRef.Name, err)
 		}
-		if lock.Spec.Backend.Name() == locksv1alpha1.BackendZooKeeper && cfg.Username == "" {
-			return cfg, "", fmt.Errorf("%w: Secret %s/%s has no %q key (ZooKeeper digest auth needs one)",
-				errCredentials, lock.Namespace, credsRef.Name, secretKeyUsername)
-		}
-		fmt.Fprintf(fp, "%s\x00%s\x00", cfg.Username, cfg.Password)
+		fmt.Fprintf(fp, "%s\x00%s\x00%s\x00%s\x00", cfg.Username, cfg.Password, cfg.SentinelUsername, cfg.SentinelPassword)
 	}
 	if tlsSpec != nil {
 		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: tlsSpec.ServerName}
@@ -158,6 +157,34 @@ func (r *DistributedLockReconciler) backendConfig(
 		}
 	}
 	return cfg, hex.EncodeToString(fp.Sum(nil)), nil
+}
+
+// readCredentials sets the credentials of cfg from the data of a
+// credentials Secret, for the backend named backendName, and says what is
+// missing: "password" (unless a Sentinel setup authenticates only to its
+// Sentinels, with "sentinelPassword"), "username" for ZooKeeper's digest
+// scheme, and "sentinelPassword" beside a "sentinelUsername". The
+// Sentinel keys are read only when cfg.SentinelMaster is set.
+func readCredentials(cfg *backend.Config, backendName string, data map[string][]byte) error {
+	cfg.Username = string(data[secretKeyUsername])
+	cfg.Password = string(data[secretKeyPassword])
+	if cfg.SentinelMaster != "" {
+		cfg.SentinelUsername = string(data[secretKeySentinelUsername])
+		cfg.SentinelPassword = string(data[secretKeySentinelPassword])
+	}
+	switch {
+	case cfg.Password == "" && cfg.SentinelPassword == "" && cfg.SentinelMaster != "":
+		return fmt.Errorf("has neither a %q nor a %q key", secretKeyPassword, secretKeySentinelPassword)
+	case cfg.Password == "" && cfg.SentinelMaster == "":
+		return fmt.Errorf("has no %q key", secretKeyPassword)
+	case cfg.Username != "" && cfg.Password == "":
+		return fmt.Errorf("has a %q but no %q key", secretKeyUsername, secretKeyPassword)
+	case cfg.SentinelUsername != "" && cfg.SentinelPassword == "":
+		return fmt.Errorf("has a %q but no %q key", secretKeySentinelUsername, secretKeySentinelPassword)
+	case backendName == locksv1alpha1.BackendZooKeeper && cfg.Username == "":
+		return fmt.Errorf("has no %q key (ZooKeeper digest auth needs one)", secretKeyUsername)
+	}
+	return nil
 }
 
 // secret reads a Secret straight from the API server (the manager does not

@@ -2,6 +2,12 @@
 // stops them again, and starts the real Kubernetes control plane
 // (kube-apiserver and etcd, through envtest) with the project's CRDs.
 //
+// Besides single servers it runs the deployments that replicate: a Redis
+// Cluster of three primaries with a replica each (StartRedisCluster), a
+// Redis master with a replica behind three Sentinels (StartRedisSentinel),
+// and a ZooKeeper ensemble (StartZooKeeperEnsemble), with helpers that fail
+// their masters over.
+//
 // It is the one shared place where the project's tests get their backends;
 // test packages must not carry their own copies. Every server
 //
@@ -60,6 +66,7 @@
 // Binaries are found as follows (environment variables override):
 //
 //	redis-server        $DISTLOCK_REDIS_SERVER, else redis-server from PATH
+//	                    (also run as a Sentinel: redis-server sentinel.conf --sentinel)
 //	java                $DISTLOCK_JAVA, else java from PATH
 //	ZooKeeper classpath $DISTLOCK_ZOOKEEPER_CLASSPATH, else
 //	                    /etc/zookeeper/conf:/usr/share/java/zookeeper.jar

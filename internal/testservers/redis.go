@@ -1,12 +1,10 @@
 package testservers
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -36,9 +34,13 @@ type Redis struct {
 	// Username and UserPassword are the ACL user added by WithRedisACLUser,
 	// or "".
 	Username, UserPassword string
+	// BusPort is the cluster bus port of a Redis Cluster node (see
+	// StartRedisCluster), or 0.
+	BusPort int
 
-	bin  string
-	port int
+	bin      string
+	port     int
+	sentinel bool // runs as a Sentinel
 
 	lifecycle
 }
@@ -51,6 +53,34 @@ type redisConfig struct {
 	password               string
 	username, userPassword string
 	extra                  [][]string
+	// cluster enables Redis Cluster mode, with the cluster bus on a free
+	// port of its own (by default it is the client port + 10000, which may
+	// be taken, or beyond 65535).
+	cluster bool
+	// sentinel runs the server as a Sentinel (redis-server sentinel.conf
+	// --sentinel); the "sentinel ..." directives come from extra.
+	sentinel bool
+}
+
+// withRedisClusterMode makes the server a Redis Cluster node
+// (StartRedisCluster joins the nodes).
+func withRedisClusterMode() RedisOption {
+	return func(c *redisConfig) { c.cluster = true }
+}
+
+// withRedisSentinelMode makes the server a Sentinel (StartRedisSentinel
+// adds what it monitors).
+func withRedisSentinelMode() RedisOption {
+	return func(c *redisConfig) { c.sentinel = true }
+}
+
+// redisOptions applies opts to the defaults.
+func redisOptions(opts []RedisOption) redisConfig {
+	cfg := redisConfig{host: loopback}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return cfg
 }
 
 // WithRedisHost makes the server listen on host instead of 127.0.0.1: an
@@ -89,10 +119,7 @@ func WithRedisConfig(name string, args ...string) RedisOption {
 // ctx bounds the start only (by default 30 s); it does not stop the server
 // later. The caller must call Stop.
 func StartRedis(ctx context.Context, opts ...RedisOption) (*Redis, error) {
-	cfg := redisConfig{host: loopback}
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := redisOptions(opts)
 	bin, err := lookBinary("DISTLOCK_REDIS_SERVER", "redis-server", redisInstall)
 	if err != nil {
 		return nil, err
@@ -112,7 +139,11 @@ func StartRedis(ctx context.Context, opts ...RedisOption) (*Redis, error) {
 }
 
 func startRedisOnce(ctx context.Context, bin string, cfg redisConfig) (*Redis, error) {
-	ports, err := freePortsOn(cfg.host, 1)
+	nports := 1
+	if cfg.cluster {
+		nports = 2 // and the cluster bus
+	}
+	ports, err := freePortsOn(cfg.host, nports)
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +159,10 @@ func startRedisOnce(ctx context.Context, bin string, cfg redisConfig) (*Redis, e
 		UserPassword: cfg.userPassword,
 		bin:          bin,
 		port:         ports[0],
+		sentinel:     cfg.sentinel,
+	}
+	if cfg.cluster {
+		r.BusPort = ports[1]
 	}
 	r.initLifecycle()
 	if err := os.WriteFile(r.confPath(), []byte(r.config(cfg)), 0o600); err != nil {
@@ -159,7 +194,14 @@ func (r *Redis) initLifecycle() {
 	}
 }
 
-func (r *Redis) confPath() string { return filepath.Join(r.Dir, "redis.conf") }
+// confPath returns the path of the configuration file: redis.conf, or
+// sentinel.conf for a Sentinel (which rewrites it with what it learns).
+func (r *Redis) confPath() string {
+	if r.sentinel {
+		return filepath.Join(r.Dir, "sentinel.conf")
+	}
+	return filepath.Join(r.Dir, "redis.conf")
+}
 
 // LogPath returns the path of the server log (stdout and stderr of
 // redis-server) inside Dir.
@@ -196,6 +238,11 @@ func (r *Redis) config(cfg redisConfig) string {
 	if cfg.username != "" {
 		line("user", cfg.username, "on", ">"+cfg.userPassword, "~*", "&*", "+@all")
 	}
+	if cfg.cluster {
+		line("cluster-enabled", "yes")
+		line("cluster-config-file", "nodes.conf")
+		line("cluster-port", strconv.Itoa(r.BusPort))
+	}
 	for _, words := range cfg.extra {
 		line(words...)
 	}
@@ -227,7 +274,11 @@ func redisQuote(s string) string {
 // startLocked launches redis-server with the existing redis.conf and waits
 // for PING. r.mu must be held.
 func (r *Redis) startLocked(ctx context.Context) error {
-	p, err := startProcess(r.bin, []string{r.confPath()}, r.Dir, r.LogPath())
+	args := []string{r.confPath()}
+	if r.sentinel {
+		args = append(args, "--sentinel")
+	}
+	p, err := startProcess(r.bin, args, r.Dir, r.LogPath())
 	if err != nil {
 		return err
 	}
@@ -241,81 +292,6 @@ func (r *Redis) startLocked(ctx context.Context) error {
 	}
 	r.setRunningLocked(p)
 	return nil
-}
-
-// ping authenticates if needed and sends PING and INFO server using the
-// raw RESP protocol. It fails unless the answering server is process pid,
-// which rules out another server that took the port.
-func (r *Redis) ping(ctx context.Context, pid int) error {
-	conn, closeConn, err := dialProbe(ctx, r.Addr)
-	if err != nil {
-		return err
-	}
-	defer closeConn()
-	rd := bufio.NewReader(conn)
-	// roundTrip sends a command and returns a simple reply line, or the
-	// contents of a bulk string reply.
-	roundTrip := func(args ...string) (string, error) {
-		var b strings.Builder
-		fmt.Fprintf(&b, "*%d\r\n", len(args))
-		for _, a := range args {
-			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-		}
-		if _, err := io.WriteString(conn, b.String()); err != nil {
-			return "", fmt.Errorf("%s: %w", args[0], err)
-		}
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", args[0], err)
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if !strings.HasPrefix(line, "$") {
-			return line, nil
-		}
-		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < 0 {
-			return "", fmt.Errorf("%s: bad bulk reply %q", args[0], line)
-		}
-		body := make([]byte, n+2)
-		if _, err := io.ReadFull(rd, body); err != nil {
-			return "", fmt.Errorf("%s: %w", args[0], err)
-		}
-		return string(body[:n]), nil
-	}
-	var auth []string
-	switch {
-	case r.Password != "":
-		auth = []string{"AUTH", r.Password}
-	case r.Username != "":
-		auth = []string{"AUTH", r.Username, r.UserPassword}
-	}
-	if auth != nil {
-		reply, err := roundTrip(auth...)
-		if err != nil {
-			return err
-		}
-		if reply != "+OK" {
-			return fmt.Errorf("AUTH answered %q", reply)
-		}
-	}
-	reply, err := roundTrip("PING")
-	if err != nil {
-		return err
-	}
-	if reply != "+PONG" {
-		return fmt.Errorf("PING answered %q", reply)
-	}
-	info, err := roundTrip("INFO", "server")
-	if err != nil {
-		return err
-	}
-	want := fmt.Sprintf("process_id:%d", pid)
-	for line := range strings.Lines(info) {
-		if strings.TrimSpace(line) == want {
-			return nil
-		}
-	}
-	return fmt.Errorf("the server on %s is not process %d (INFO server has no %q)", r.Addr, pid, want)
 }
 
 // Stop shuts the server down (SIGTERM, then SIGKILL after 5 s), waits for

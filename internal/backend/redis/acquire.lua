@@ -2,7 +2,8 @@
 -- holder already has it.
 --
 -- KEYS[1]  the lock key
--- KEYS[2]  the fencing counter key (KEYS[1] .. ":fencing")
+-- KEYS[2]  the fencing counter key: KEYS[1] .. ":fencing", or on a Redis
+--          Cluster a name in the same hash slot (see counterKey in keys.go)
 -- ARGV[1]  the holder's value prefix, "<holder>;fence="
 -- ARGV[2]  the TTL in milliseconds
 -- ARGV[3]  the fencing floor: a new hold's token must exceed it ("0": none)

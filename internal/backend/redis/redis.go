@@ -14,39 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package redis is the Redis lock backend: the classic single-instance
-// recipe (SET NX PX, compare-and-delete) with fencing tokens, in the style
-// of bsm/redislock.
-//
-// The lock key K holds, with an expiry of the lease TTL, the value
-//
-//	<holder>;fence=<token>
-//
-// where token is the fencing token: an INCR of the counter key K+":fencing",
-// taken in the same script that sets K, and only when the lock is actually
-// taken. Every operation is one Lua script, so it is atomic on the server
-// and safe to repeat.
-//
-// The counter lives in the server's memory: a restart without persistence,
-// or a failover that loses writes, starts it again from nothing. The
-// caller that remembers the highest token it has seen passes it as
-// backend.WithMinToken; the acquire script then raises the counter to that
-// floor before it increments it, so a new hold's token is always above it.
-// Redis keeps no queue: backend.WithQueue is ignored.
-//
-// Programs outside the cluster can share a lock with distlock by using the
-// same recipe on the same key: take it with `SET K <unique value> NX PX
-// <ttl>` and release it with a compare-and-delete script (`if GET K ==
-// value then DEL K`). They then exclude distlock's holders and are excluded
-// by them. Inspect reports such a hold with Holder set to the raw value and
-// Token 0. A value that happens to have the form "<x>;fence=<digits>" is
-// taken to be distlock's hold for holder x.
-//
-// The backend talks to a single Redis server, or to the master that a set of
-// Sentinels monitor. It does not support Redis Cluster: K and its counter
-// key may hash to different slots.
-//
-// The package registers itself as backend "redis" in an init function.
 package redis
 
 import (
@@ -59,31 +26,13 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/distlock/distlock/internal/backend"
 )
 
-const (
-	// DefaultDialTimeout bounds a connection attempt when
-	// backend.Config.DialTimeout is zero.
-	DefaultDialTimeout = 2 * time.Second
-	// commandTimeout bounds each socket read and write, so that calls fail
-	// fast when the server hangs.
-	commandTimeout = 2 * time.Second
-	// maxRetries is how often go-redis retries a command after a network
-	// error. Every script is safe to repeat.
-	maxRetries = 1
-	// dialerRetries is how often go-redis dials before it gives up on one
-	// connection.
-	dialerRetries = 2
-
-	// fenceSep separates the holder from the fencing token in the value of
-	// a lock key.
-	fenceSep = ";fence="
-	// counterSuffix is appended to a lock key to name its fencing counter.
-	counterSuffix = ":fencing"
-)
+// fenceSep separates the holder from the fencing token in the value of a
+// lock key.
+const fenceSep = ";fence="
 
 var (
 	//go:embed acquire.lua
@@ -101,83 +50,17 @@ var (
 	inspectScript = goredis.NewScript(inspectSrc)
 )
 
-func init() { backend.Register("redis", New) }
-
-// New connects to the Redis server described by cfg and returns a Locker
-// for it. It is the backend.Factory of the "redis" backend.
-//
-// cfg.Servers[0] is the server address; when cfg.SentinelMaster is set,
-// cfg.Servers are the Sentinel addresses instead and the Locker follows the
-// master they report (the Sentinels themselves are contacted without
-// credentials). cfg.DB, cfg.Username, cfg.Password, cfg.TLS and
-// cfg.DialTimeout (default DefaultDialTimeout) are used as given.
-//
-// New checks the connection with PING. When that fails, the error wraps
-// backend.ErrUnauthorized if the server refused the credentials and
-// backend.ErrUnreachable otherwise.
-func New(ctx context.Context, cfg backend.Config) (backend.Locker, error) {
-	if len(cfg.Servers) == 0 {
-		return nil, errors.New("redis: connect: no server address configured")
-	}
-	dialTimeout := cfg.DialTimeout
-	if dialTimeout <= 0 {
-		dialTimeout = DefaultDialTimeout
-	}
-
-	var client goredis.UniversalClient
-	var target string
-	if cfg.SentinelMaster != "" {
-		target = fmt.Sprintf("master %q via sentinels %s", cfg.SentinelMaster, strings.Join(cfg.Servers, ","))
-		client = goredis.NewFailoverClient(&goredis.FailoverOptions{
-			MasterName:            cfg.SentinelMaster,
-			SentinelAddrs:         cfg.Servers,
-			Username:              cfg.Username,
-			Password:              cfg.Password,
-			ClientName:            cfg.ClientName,
-			DB:                    cfg.DB,
-			TLSConfig:             cfg.TLS,
-			DialTimeout:           dialTimeout,
-			DialerRetries:         dialerRetries,
-			ReadTimeout:           commandTimeout,
-			WriteTimeout:          commandTimeout,
-			MaxRetries:            maxRetries,
-			ContextTimeoutEnabled: true,
-		})
-	} else {
-		target = cfg.Servers[0]
-		client = goredis.NewClient(&goredis.Options{
-			Addr:                  cfg.Servers[0],
-			Username:              cfg.Username,
-			Password:              cfg.Password,
-			ClientName:            cfg.ClientName,
-			DB:                    cfg.DB,
-			TLSConfig:             cfg.TLS,
-			DialTimeout:           dialTimeout,
-			DialerRetries:         dialerRetries,
-			ReadTimeout:           commandTimeout,
-			WriteTimeout:          commandTimeout,
-			MaxRetries:            maxRetries,
-			ContextTimeoutEnabled: true,
-			// Not used by a lock client; leaving it on makes go-redis probe
-			// the server for a command that most servers do not have.
-			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-		})
-	}
-
-	if err := client.Ping(ctx).Err(); err != nil {
-		_ = client.Close()
-		kind := classify(err)
-		if kind == nil {
-			kind = backend.ErrUnreachable
-		}
-		return nil, fmt.Errorf("redis: connect to %s: %w: %w", target, kind, err)
-	}
-	return &locker{client: client}, nil
-}
-
 // locker is the backend.Locker of the Redis backend.
 type locker struct {
 	client goredis.UniversalClient
+	// cluster is set on a Redis Cluster, where a lock's counter is named
+	// to share the lock key's hash slot (see counterKey).
+	cluster bool
+	// reload, when not nil, has the client learn the cluster's slot map
+	// again (in the background). go-redis does so by itself on MOVED and
+	// ASK, but a primary that crashed answers nothing: without a reload,
+	// the client would keep dialling it until its periodic refresh.
+	reload func(ctx context.Context)
 }
 
 var _ backend.Locker = (*locker)(nil)
@@ -191,11 +74,15 @@ func (l *locker) Acquire(ctx context.Context, key, holder string, ttl time.Durat
 	if err := validate(key, holder, ttl); err != nil {
 		return backend.Lease{}, fmt.Errorf("redis: acquire %q: %w", key, err)
 	}
+	counter, err := counterKey(key, l.cluster)
+	if err != nil {
+		return backend.Lease{}, fmt.Errorf("redis: acquire %q: %w", key, err)
+	}
 	floor := max(backend.NewAcquireOptions(opts...).MinToken, 0)
 	reply, err := acquireScript.Run(ctx, l.client,
-		[]string{key, key + counterSuffix}, holder+fenceSep, ttl.Milliseconds(), strconv.FormatInt(floor, 10)).Slice()
+		[]string{key, counter}, holder+fenceSep, ttl.Milliseconds(), strconv.FormatInt(floor, 10)).Slice()
 	if err != nil {
-		return backend.Lease{}, wrap("acquire", key, err)
+		return backend.Lease{}, l.wrap(ctx, "acquire", key, err)
 	}
 	if len(reply) != 3 {
 		return backend.Lease{}, fmt.Errorf("redis: acquire %q: unexpected reply %v", key, reply)
@@ -228,10 +115,21 @@ func (l *locker) Renew(ctx context.Context, lease backend.Lease, ttl time.Durati
 var _ backend.BatchRenewer = (*locker)(nil)
 
 // RenewBatch implements backend.BatchRenewer: one pipeline of renew scripts,
-// one round trip for the whole batch.
+// one round trip for the whole batch (on a Redis Cluster, go-redis splits
+// the pipeline into one per node and follows redirections).
 func (l *locker) RenewBatch(ctx context.Context, renewals []backend.Renewal) {
 	cmds := make([]*goredis.Cmd, len(renewals))
-	valid := 0
+	// queue adds the renewal of renewals[i] to pipe, by the script's SHA
+	// or, with whole set, by its source.
+	queue := func(pipe goredis.Pipeliner, i int, whole bool) {
+		r := &renewals[i]
+		keys, args := []string{r.Lease.Key}, []any{leaseValue(r.Lease), r.TTL.Milliseconds()}
+		if whole {
+			cmds[i] = renewScript.Eval(ctx, pipe, keys, args...)
+		} else {
+			cmds[i] = renewScript.EvalSha(ctx, pipe, keys, args...)
+		}
+	}
 	pipe := l.client.Pipeline()
 	for i := range renewals {
 		r := &renewals[i]
@@ -239,36 +137,39 @@ func (l *locker) RenewBatch(ctx context.Context, renewals []backend.Renewal) {
 			r.Err = fmt.Errorf("redis: renew %q: %w", r.Lease.Key, err)
 			continue
 		}
-		cmds[i] = renewScript.EvalSha(ctx, pipe, []string{r.Lease.Key}, leaseValue(r.Lease), r.TTL.Milliseconds())
-		valid++
+		queue(pipe, i, false)
 	}
-	if valid == 0 {
+	if pipe.Len() == 0 {
 		return
 	}
-	_, err := pipe.Exec(ctx)
-	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		// The server forgot the script (a restart): send it whole once.
-		pipe = l.client.Pipeline()
-		for i := range renewals {
-			if cmds[i] != nil {
-				r := &renewals[i]
-				cmds[i] = renewScript.Eval(ctx, pipe, []string{r.Lease.Key}, leaseValue(r.Lease), r.TTL.Milliseconds())
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+	// A server that does not know the script (after a restart; a cluster
+	// node that never ran it) answers NOSCRIPT: send the script whole to it
+	// once.
+	var resend goredis.Pipeliner
+	for i, cmd := range cmds {
+		if cmd != nil && goredis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			if resend == nil {
+				resend = l.client.Pipeline()
 			}
+			queue(resend, i, true)
 		}
-		_, _ = pipe.Exec(ctx) // each command carries its own error
+	}
+	if resend != nil {
+		_, _ = resend.Exec(ctx)
 	}
 	for i, cmd := range cmds {
 		if cmd != nil {
-			renewals[i].Renewed, renewals[i].Err = renewResult(renewals[i], cmd)
+			renewals[i].Renewed, renewals[i].Err = l.renewResult(ctx, renewals[i], cmd)
 		}
 	}
 }
 
 // renewResult reads the outcome of one renew script.
-func renewResult(r backend.Renewal, cmd *goredis.Cmd) (backend.Lease, error) {
+func (l *locker) renewResult(ctx context.Context, r backend.Renewal, cmd *goredis.Cmd) (backend.Lease, error) {
 	pttl, err := cmd.Int64()
 	if err != nil {
-		return backend.Lease{}, wrap("renew", r.Lease.Key, err)
+		return backend.Lease{}, l.wrap(ctx, "renew", r.Lease.Key, err)
 	}
 	if pttl <= 0 {
 		return backend.Lease{}, fmt.Errorf("redis: renew %q for %q (token %d): %w",
@@ -285,7 +186,7 @@ func (l *locker) Release(ctx context.Context, lease backend.Lease) error {
 		return errors.New("redis: release: empty key")
 	}
 	if err := releaseScript.Run(ctx, l.client, []string{lease.Key}, leaseValue(lease)).Err(); err != nil {
-		return wrap("release", lease.Key, err)
+		return l.wrap(ctx, "release", lease.Key, err)
 	}
 	return nil
 }
@@ -297,7 +198,7 @@ func (l *locker) Inspect(ctx context.Context, key string) (backend.State, error)
 	}
 	reply, err := inspectScript.Run(ctx, l.client, []string{key}).Slice()
 	if err != nil {
-		return backend.State{}, wrap("inspect", key, err)
+		return backend.State{}, l.wrap(ctx, "inspect", key, err)
 	}
 	switch len(reply) {
 	case 0:
@@ -323,7 +224,7 @@ func (l *locker) Purge(ctx context.Context, key string) error {
 	}
 	n, err := l.client.Exists(ctx, key).Result()
 	if err != nil {
-		return wrap("purge", key, err)
+		return l.wrap(ctx, "purge", key, err)
 	}
 	if n != 0 {
 		return fmt.Errorf("redis: purge %q: the lock is held: %w", key, backend.ErrNotAcquired)
@@ -395,36 +296,4 @@ func describe(st backend.State) string {
 		b.WriteString(", without expiry")
 	}
 	return b.String()
-}
-
-// wrap adds the operation and key to err and, where it can tell, the
-// backend sentinel that classifies it.
-func wrap(op, key string, err error) error {
-	return backend.Wrap("redis", op, key, classify(err), err)
-}
-
-// classify maps a go-redis error to backend.ErrUnauthorized (the server
-// refused the credentials or the user's permissions), backend.ErrUnreachable
-// (the server could not be reached, did not answer in time, or cannot serve
-// yet), or nil.
-func classify(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case goredis.IsAuthError(err), goredis.IsPermissionError(err):
-		// NOAUTH, WRONGPASS, NOPERM.
-		return backend.ErrUnauthorized
-	case goredis.IsLoadingError(err), // still loading its data set
-		goredis.IsMasterDownError(err), // a replica that lost its master
-		goredis.IsReadOnlyError(err),   // a former master, during a failover
-		goredis.IsTryAgainError(err):
-		return backend.ErrUnreachable
-	case errors.Is(err, goredis.ErrPoolTimeout), backend.TransportFailure(err):
-		return backend.ErrUnreachable
-	}
-	// go-redis reports failed Sentinels with an unwrapped error.
-	if strings.Contains(err.Error(), "sentinels specified in configuration are unreachable") {
-		return backend.ErrUnreachable
-	}
-	return nil
 }
