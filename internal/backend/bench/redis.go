@@ -42,9 +42,9 @@ var RedisLibraries = []Library{
 
 // redisClient returns a go-redis client for addr with the options that
 // distlock's Redis backend gives its own (internal/backend/redis: timeouts,
-// one retry, maintenance notifications off), so that the anchors and
-// distlock differ only in their lock code. Pool size and protocol are
-// go-redis's defaults for all of them.
+// one retry, maintenance notifications off, RESP2), so that the anchors and
+// distlock differ only in their lock code. Pool size is go-redis's default
+// for all of them.
 func redisClient(ctx context.Context, addr string) (*goredis.Client, error) {
 	c := goredis.NewClient(&goredis.Options{
 		Addr:                     addr,
@@ -55,6 +55,7 @@ func redisClient(ctx context.Context, addr string) (*goredis.Client, error) {
 		MaxRetries:               1,
 		ContextTimeoutEnabled:    true,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+		Protocol:                 2,
 	})
 	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()

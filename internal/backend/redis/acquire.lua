@@ -29,23 +29,36 @@ local current = redis.call('GET', KEYS[1])
 if not current then
   -- A new hold: its token exceeds both the counter and the floor, which the
   -- counter is first raised to (after a restart without persistence, or a
-  -- purge, the counter starts again from nothing).
-  local counter = redis.call('GET', KEYS[2]) or '0'
+  -- purge, the counter starts again from nothing). Without a floor the
+  -- counter is not read: INCR alone.
   local floor = ARGV[3]
-  local raise = greater(floor, counter)
-  if raise then
-    counter = floor
+  if floor ~= '0' then
+    local counter = redis.call('GET', KEYS[2]) or '0'
+    if greater(floor, counter) then
+      if floor == '9223372036854775807' then
+        return {-1, '', 0}
+      end
+      redis.call('SET', KEYS[2], floor)
+    end
   end
-  if counter == '9223372036854775807' then
-    return {-1, '', 0}
+  local n = redis.pcall('INCR', KEYS[2])
+  if type(n) == 'table' then
+    if string.find(n.err or '', 'overflow', 1, true) then
+      return {-1, '', 0} -- the counter is at its maximum: nothing changed
+    end
+    return n
   end
-  if raise then
-    redis.call('SET', KEYS[2], floor)
+  -- Lua numbers are doubles: below 10^14 they print exactly; above, the
+  -- counter's own digits are read back.
+  local token
+  if n < 1e14 then
+    token = string.format('%d', n)
+  else
+    token = redis.call('GET', KEYS[2])
   end
-  redis.call('INCR', KEYS[2])
-  local value = prefix .. redis.call('GET', KEYS[2])
+  local value = prefix .. token
   redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
-  return {1, value, redis.call('PTTL', KEYS[1])}
+  return {1, value, tonumber(ARGV[2])}
 end
 -- The same holder: the prefix matches and only the token's digits follow,
 -- so that holder "a" never adopts the hold of holder "a;fence=1". Its token
@@ -53,6 +66,6 @@ end
 if string.sub(current, 1, #prefix) == prefix
     and string.match(string.sub(current, #prefix + 1), '^%d+$') then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, current, redis.call('PTTL', KEYS[1])}
+  return {1, current, tonumber(ARGV[2])}
 end
 return {0, current, redis.call('PTTL', KEYS[1])}

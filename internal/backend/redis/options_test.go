@@ -139,6 +139,31 @@ func TestMinTokenRaisesTheCounter(t *testing.T) {
 			}
 		}
 	}
+
+	// A counter at its maximum refuses a new hold even without a floor, and
+	// changes nothing; a counter that is not a number is an error, not a
+	// refusal.
+	for _, c := range []struct {
+		counter string
+		want    func(error) bool
+	}{
+		{counter: fmt.Sprint(int64(math.MaxInt64)), want: func(err error) bool { return errors.Is(err, backend.ErrFencingRegressed) }},
+		{counter: "not-a-number", want: func(err error) bool { return err != nil && !errors.Is(err, backend.ErrFencingRegressed) }},
+	} {
+		if err := raw.Set(ctx, key+":fencing", c.counter, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		lease, err := l.Acquire(ctx, key, "e", testTTL)
+		if !c.want(err) || lease != (backend.Lease{}) {
+			t.Fatalf("counter %s: Acquire = %+v, %v; want a refusal and nothing held", c.counter, lease, err)
+		}
+		if v, err := raw.Get(ctx, key+":fencing").Result(); err != nil || v != c.counter {
+			t.Fatalf("counter %s: after the refusal it is %q, %v; want it unchanged", c.counter, v, err)
+		}
+		if n, err := raw.Exists(ctx, key).Result(); err != nil || n != 0 {
+			t.Fatalf("counter %s: the lock key exists after the refusal (%d, %v)", c.counter, n, err)
+		}
+	}
 }
 
 func TestQueueIsIgnored(t *testing.T) {
