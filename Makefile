@@ -93,7 +93,7 @@ run: manifests generate fmt vet ## Run a controller from your host.
 	go run ./cmd/manager
 
 .PHONY: bench
-bench: ## Print one table: handoff latency vs a Lease, backend speed vs bsm/redislock, redsync and zk.Lock (BENCH_DURATION, BENCH_REPS, N).
+bench: ## Print one table: handoffs vs a Lease, backend speed vs bsm/redislock, redsync and zk.Lock, the scale run (BENCH_DURATION, BENCH_REPS, N, LOCKS, PODS).
 	hack/bench.sh
 
 .PHONY: bench-scale

@@ -56,6 +56,7 @@ func main() {
 	clients := flag.String("clients", "1,8,64", "comma-separated numbers of concurrent clients")
 	countCycles := flag.Int("count", 1000, "cycles over which requests per cycle are counted")
 	handoff := flag.String("handoff", "", "file with the raw `go test -bench BenchmarkHandoff` output to add as rows")
+	scale := flag.String("scale", "", "file with a scale run's summary (hack/bench/scale -summary) to add as rows")
 	only := flag.String("only", "", "run only this backend: redis, zookeeper, or none (the -handoff rows alone)")
 	details := flag.Bool("details", true, "print the requests per cycle by type and the CPU time per attempt to stderr")
 	flag.Parse()
@@ -75,6 +76,13 @@ func main() {
 	}
 	if *handoff != "" {
 		rows, err := handoffRows(*handoff)
+		if err != nil {
+			fail(err)
+		}
+		b.rows = append(b.rows, rows...)
+	}
+	if *scale != "" {
+		rows, err := scaleRows(*scale)
 		if err != nil {
 			fail(err)
 		}
@@ -389,7 +397,7 @@ func ratio(ours, anchor []bench.Result, metric func(bench.Result) float64) strin
 
 func ratioRange(rs []float64) string {
 	if len(rs) == 0 {
-		return "n/a"
+		return notAvailable
 	}
 	s := fmt.Sprintf("%.2f×", bench.Median(rs))
 	if len(rs) > 1 {
@@ -502,7 +510,7 @@ func handoffRows(path string) ([]row, error) {
 		backend := cmp.Or(map[string]string{"distlock-redis": "Redis", "distlock-zookeeper": "ZooKeeper"}[name], name)
 		o, _ := strconv.ParseFloat(r.metrics["p50-ms"], 64)
 		a, _ := strconv.ParseFloat(lease.metrics["p50-ms"], 64)
-		rt := "n/a"
+		rt := notAvailable
 		if o > 0 {
 			rt = fmt.Sprintf("p50 %.0f×", a/o)
 		}

@@ -74,6 +74,7 @@ type options struct {
 	countWrites bool
 	profileDir  string
 	calibrate   int
+	summary     string
 }
 
 func parseFlags() (options, error) {
@@ -100,6 +101,7 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.calibrate, "calibrate", 0,
 		"after the drain, pause the manager and time this many pairs of (pod DELETE, lock status PATCH): the least API work a "+
 			"handoff can cost, i.e. the API server's ceiling for handoffs on this machine (0: skip)")
+	flag.StringVar(&o.summary, "summary", "", "also write the main numbers to this file as JSON (make bench reads it: hack/bench -scale)")
 	flag.StringVar(&o.logLevel, "zap-log-level", "info", "the manager's --zap-log-level (debug logs every reconcile)")
 	flag.Parse()
 
@@ -169,6 +171,12 @@ func run(ctx context.Context, opts options) int {
 		logf("the run did not finish: %v", err)
 	}
 	res.print(os.Stdout)
+	if opts.summary != "" {
+		if err := res.writeSummary(opts.summary); err != nil {
+			logf("%v", err)
+			return 1
+		}
+	}
 	switch {
 	case res.lostTotal() > 0:
 		logf("%d hold(s) lost", res.lostTotal())
