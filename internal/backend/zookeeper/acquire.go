@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -36,14 +35,15 @@ var errRetry = errors.New("the lock changed during the attempt")
 func retry(why string) error { return fmt.Errorf("%w: %s", errRetry, why) }
 
 // Acquire implements backend.Locker. See the package documentation for the
-// queue (backend.WithQueue) and the fencing floor (backend.WithMinToken).
+// queue (backend.WithQueue) and the fencing floor (backend.WithMinToken),
+// and decide.go for the order of its requests.
 func (l *locker) Acquire(
 	ctx context.Context, key, holder string, ttl time.Duration, opts ...backend.AcquireOption,
 ) (backend.Lease, error) {
 	if err := validate(key, holder, ttl); err != nil {
 		return backend.Lease{}, fmt.Errorf("zookeeper: acquire %q: %w", key, err)
 	}
-	a := acquisition{l: l, key: key, owner: newOwner(holder), ttl: ttl, opts: backend.NewAcquireOptions(opts...)}
+	a := acquisition{l: l, key: key, owner: l.hints.owner(holder), ttl: ttl, opts: backend.NewAcquireOptions(opts...)}
 	for try := 1; ; try++ {
 		lease, err := a.attempt(ctx)
 		if !errors.Is(err, errRetry) {
@@ -62,142 +62,205 @@ type acquisition struct {
 	owner owner
 	ttl   time.Duration
 	opts  backend.AcquireOptions
+	// madeLockNode is the creation zxid of the lock node this Acquire
+	// created, when the server's answer showed it.
+	madeLockNode int64
 }
 
-// attempt looks at the lock once and acts on what it sees. It returns an
-// error wrapping errRetry when the lock changed under it.
+// attempt looks at the lock once, in the order choosePlan picks, and acts
+// on what it sees. It returns an error wrapping errRetry when the lock
+// changed under it.
 func (a *acquisition) attempt(ctx context.Context) (backend.Lease, error) {
-	v, err := a.l.observe(ctx, a.key)
-	missing := errors.Is(err, zk.ErrNoNode)
-	switch {
-	case err != nil && !missing:
-		return backend.Lease{}, wrap("acquire", a.key, err)
-	case !missing && v.ephemeral():
-		// Nothing can queue under an ephemeral node.
-		return backend.Lease{}, a.notAcquired(describeEphemeral(a.key, v.stat))
-	}
-	if mine := a.owner.mine(v.contenders); len(mine) > 0 {
-		return a.resume(ctx, v, mine)
-	}
-	if len(v.contenders) > 0 && !a.opts.Queue {
-		return backend.Lease{}, a.notAcquired(a.l.describe(ctx, a.key, v.contenders[0]))
-	}
-
-	if missing {
-		if err := a.l.ensurePath(ctx, a.key); err != nil {
+	h := a.l.hints.get(a.key, a.owner.holder)
+	switch choosePlan(h, a.opts, a.ttl, time.Now()) {
+	case planRefresh:
+		return a.refresh(ctx, h.node)
+	case planTakeSeenTurn:
+		return a.takeSeenTurn(ctx, h.node)
+	case planTakeTurn:
+		v, err := a.l.observe(ctx, a.key)
+		if errors.Is(err, zk.ErrNoNode) {
+			a.forgetNode(h.node.name)
+			return a.create(ctx, true)
+		}
+		if err != nil {
 			return backend.Lease{}, wrap("acquire", a.key, err)
 		}
+		return a.act(ctx, v, touched{name: h.node.name, czxid: h.node.czxid, written: h.node.written, ttl: h.node.ttl})
+	case planLook:
+		v, err := a.l.observe(ctx, a.key)
+		if errors.Is(err, zk.ErrNoNode) {
+			return a.create(ctx, true)
+		}
+		if err != nil {
+			return backend.Lease{}, wrap("acquire", a.key, err)
+		}
+		return a.act(ctx, v, touched{})
 	}
-	created, err := call(ctx, func() (string, error) {
-		return a.l.conn.CreateTTL(a.key+"/"+a.owner.prefix(a.l.naming), []byte(a.owner.holder),
-			zk.FlagPersistentSequentialWithTTL, a.l.acl, a.ttl)
-	}, func(path string) {
-		// The caller gave up before the node was created: remove it.
-		_ = a.l.conn.Delete(path, -1)
+	return a.create(ctx, h.lockNodeGone)
+}
+
+// takeSeenTurn takes the hold with n, the holder's place in line, whose
+// predecessor, a node that had come first, a Watch saw deleted
+// (planTakeSeenTurn): when n still exists it is first. When it does not,
+// the attempt is repeated without it.
+func (a *acquisition) takeSeenTurn(ctx context.Context, n nodeHint) (backend.Lease, error) {
+	stat, err := a.l.stat(ctx, a.key+"/"+n.name)
+	switch {
+	case errors.Is(err, zk.ErrNoNode) || err == nil && stat.Czxid != n.czxid:
+		a.forgetNode(n.name)
+		return backend.Lease{}, retry("the holder's place in line is gone")
+	case err != nil:
+		return backend.Lease{}, wrap("acquire", a.key, err)
+	}
+	h := a.l.hints.get(a.key, a.owner.holder)
+	kind := lockNodeUnknown
+	if h.lockNode == n.lockNode {
+		kind = h.kind
+	}
+	hold := handle{name: n.name, token: n.czxid, parent: n.lockNode, lockNode: kind}
+	a.l.hints.update(a.key, func(k *keyHints) {
+		k.setNode(a.owner.holder, nodeHint{name: n.name, czxid: n.czxid, lockNode: n.lockNode, written: n.written, ttl: n.ttl})
+		k.sawFirst(n.lockNode, n.name)
+		k.contended = false
 	})
+	return backend.Lease{Key: a.key, Holder: a.owner.holder, Token: n.czxid, TTL: min(a.ttl, n.remaining(time.Now())),
+		Handle: hold.String()}, nil
+}
+
+// refresh restarts the clock of n, the holder's node that the locker knows
+// of, while it lists the lock node, then acts on the listing.
+func (a *acquisition) refresh(ctx context.Context, n nodeHint) (backend.Lease, error) {
+	written := time.Now()
+	list := a.l.startObserve(ctx, a.key)
+	set := a.l.startSet(ctx, a.key+"/"+n.name, []byte(a.owner.holder))
+	v, err := list.wait(ctx)
+	if err != nil {
+		set.abandon()
+	}
 	switch {
 	case errors.Is(err, zk.ErrNoNode):
-		return backend.Lease{}, retry("the lock node was deleted (an empty container) before the holder's node was created in it")
+		a.forgetNode(n.name)
+		return a.create(ctx, true)
+	case err != nil:
+		return backend.Lease{}, wrap("acquire", a.key, err)
+	}
+	stat, err := set.wait(ctx)
+	switch {
+	case errors.Is(err, zk.ErrNoNode):
+		a.forgetNode(n.name) // expired or released: act on the listing alone
+		return a.act(ctx, v, touched{})
+	case err != nil:
+		return backend.Lease{}, wrap("acquire", a.key, err)
+	}
+	return a.act(ctx, v, touched{name: n.name, czxid: stat.Czxid, written: written, wroteNow: true, ttl: n.ttl})
+}
+
+// create creates a node for the holder and lists the lock node right
+// behind it: the requests go out back to back (inOrder) and are answered in
+// about one round trip. Then it acts on the listing. When lockNodeGone, it
+// creates the lock node first and lists it only if it must: a node created
+// right after the lock node, with no transaction between (freshLockNode),
+// is its first child and holds.
+func (a *acquisition) create(ctx context.Context, lockNodeGone bool) (backend.Lease, error) {
+	nodePath := a.key + "/" + a.owner.newNodeName(a.l.naming)
+	written := time.Now()
+	takeNode, untapNode := a.l.tap.expectCreated(nodePath)
+	defer untapNode()
+	var steps []step
+	var container *future[string]
+	takeLock := func(string) (int64, bool) { return 0, false }
+	if lockNodeGone {
+		var untapLock func()
+		takeLock, untapLock = a.l.tap.expectCreated(a.key)
+		defer untapLock()
+		steps = append(steps, step{op: opCreateContainer, path: a.key, run: func() <-chan struct{} {
+			container = start(ctx, func() (string, error) {
+				return a.l.conn.CreateContainer(a.key, containerMark, zk.FlagContainer, a.l.acl)
+			}, nil)
+			return container.done
+		}})
+	}
+	var node, list = (*future[string])(nil), (*future[view])(nil)
+	steps = append(steps, step{op: opCreateTTL, path: nodePath, run: func() <-chan struct{} {
+		node = start(ctx, func() (string, error) {
+			return a.l.conn.CreateTTL(nodePath, []byte(a.owner.holder), zk.FlagPersistentSequentialWithTTL, a.l.acl, a.ttl)
+		}, func(path string) {
+			// The caller gave up before the node was created: remove it.
+			_ = a.l.conn.Delete(path, -1)
+		})
+		return node.done
+	}})
+	if !lockNodeGone {
+		steps = append(steps, step{op: opGetChildren2, path: a.key, run: func() <-chan struct{} {
+			list = a.l.startObserve(ctx, a.key)
+			return list.done
+		}})
+	}
+	a.l.inOrder(ctx, steps...)
+
+	var made int64
+	if container != nil {
+		if created, err := container.wait(ctx); err == nil {
+			made, _ = takeLock(created)
+			a.madeLockNode = made
+		}
+		// Otherwise it existed (someone made it again), or its parent is
+		// missing too: the node's creation tells.
+	}
+	path, err := node.wait(ctx)
+	if err != nil {
+		return a.createFailed(ctx, err, list)
+	}
+	name := path[strings.LastIndex(path, "/")+1:]
+	czxid, _ := takeNode(path)
+	t := touched{name: name, created: true, czxid: czxid, written: written, wroteNow: true, ttl: a.ttl}
+	if list == nil && freshLockNode(name, made, czxid) {
+		c, _ := parseContender(name)
+		fresh := &zk.Stat{Czxid: made, NumChildren: 1, DataLength: int32(len(containerMark))}
+		return a.act(ctx, view{stat: fresh, contenders: []contender{c}}, t)
+	}
+	if list == nil {
+		list = a.l.startObserve(ctx, a.key)
+	}
+	v, err := list.wait(ctx)
+	if err != nil {
+		a.l.deleteBestEffort(ctx, a.key, handle{name: name, lockNode: lockNodeForeign})
+		return backend.Lease{}, wrap("acquire", a.key, err)
+	}
+	return a.act(ctx, v, t)
+}
+
+// createFailed handles the failed creation of the holder's node; list is
+// the listing sent behind it, or nil.
+func (a *acquisition) createFailed(ctx context.Context, err error, list *future[view]) (backend.Lease, error) {
+	if list != nil && !errors.Is(err, zk.ErrNoChildrenForEphemerals) {
+		list.abandon()
+	}
+	switch {
+	case errors.Is(err, zk.ErrNoNode):
+		made, err := a.l.ensurePath(ctx, a.key)
+		if err != nil {
+			return backend.Lease{}, wrap("acquire", a.key, err)
+		}
+		if made != 0 {
+			a.madeLockNode = made
+		}
+		a.l.hints.update(a.key, func(k *keyHints) { k.lockNodeGone = false })
+		return backend.Lease{}, retry("the lock node was missing (or an empty container was deleted) when the holder's node was created")
 	case errors.Is(err, zk.ErrNoChildrenForEphemerals):
+		// An outside program holds the lock with an ephemeral node at the
+		// lock path: nothing can queue under it.
+		if list == nil {
+			list = a.l.startObserve(ctx, a.key)
+		}
+		if v, lerr := list.wait(ctx); lerr == nil && v.ephemeral() {
+			return backend.Lease{}, a.notAcquired(describeEphemeral(a.key, v.stat))
+		}
 		return backend.Lease{}, retry("an outside program created an ephemeral node at the lock path")
-	case err != nil && err.Error() == errUnimplemented:
+	case err.Error() == errUnimplemented:
 		return backend.Lease{}, wrap("acquire", a.key, fmt.Errorf(
 			"the server does not create TTL nodes (it must run with -Dzookeeper.extendedTypesEnabled=true): %w", err))
-	case err != nil:
-		return backend.Lease{}, wrap("acquire", a.key, err)
 	}
-	return a.settle(ctx, created[strings.LastIndex(created, "/")+1:])
-}
-
-// resume continues from the holder's existing nodes mine (lowest first): a
-// hold taken before (e.g. before a controller restart), or a place in line
-// taken by an earlier Acquire with the Queue option. Such a node keeps its
-// token, whatever MinToken: it was checked when it was created, and a place
-// in line, once first, was created after every hold before it.
-func (a *acquisition) resume(ctx context.Context, v view, mine []contender) (backend.Lease, error) {
-	keep := mine[0]
-	// Further nodes are left over from interrupted attempts; they must not
-	// come first later without anyone knowing.
-	if err := a.l.deleteLeftovers(ctx, a.key, mine[1:]); err != nil {
-		return backend.Lease{}, wrap("acquire", a.key, err)
-	}
-	first := v.contenders[0].name == keep.name
-	if !first && !a.opts.Queue {
-		// A place in line that the caller no longer asks for.
-		if err := a.l.deleteLeftovers(ctx, a.key, mine[:1]); err != nil {
-			return backend.Lease{}, wrap("acquire", a.key, err)
-		}
-		return backend.Lease{}, a.notAcquired(a.l.describe(ctx, a.key, v.contenders[0]))
-	}
-	// Restart the node's clock. Set never creates a node, and the name is
-	// the holder's own and unique under the lock node.
-	stat, err := call(ctx, func() (*zk.Stat, error) {
-		return a.l.conn.Set(keep.path(a.key), []byte(a.owner.holder), -1)
-	}, nil)
-	switch {
-	case errors.Is(err, zk.ErrNoNode):
-		return backend.Lease{}, retry("the holder's node expired a moment ago")
-	case err != nil:
-		return backend.Lease{}, wrap("acquire", a.key, err)
-	case first:
-		return a.lease(stat.Czxid, false), nil
-	}
-	return a.lease(stat.Czxid, true), a.queued(ctx, v.contenders[0], keep)
-}
-
-// settle decides, after the attempt created the node name, whether it
-// holds the lock, keeps the holder's place in line, or must go again. It
-// deletes the node unless it holds or queues.
-func (a *acquisition) settle(ctx context.Context, name string) (backend.Lease, error) {
-	stat, err := a.l.stat(ctx, a.key+"/"+name)
-	if err != nil {
-		a.l.deleteBestEffort(ctx, a.key, name, true)
-		if errors.Is(err, zk.ErrNoNode) {
-			return backend.Lease{}, fmt.Errorf("zookeeper: acquire %q for %q: node %s vanished right after it was created",
-				a.key, a.owner.holder, name)
-		}
-		return backend.Lease{}, wrap("acquire", a.key, err)
-	}
-	if a.opts.MinToken > 0 && stat.Czxid <= a.opts.MinToken {
-		a.l.deleteBestEffort(ctx, a.key, name, true)
-		return backend.Lease{}, fmt.Errorf("zookeeper: acquire %q for %q: the new node's creation zxid %d does not exceed "+
-			"the highest fencing token handed out before, %d (was the ensemble's data wiped?): %w",
-			a.key, a.owner.holder, stat.Czxid, a.opts.MinToken, backend.ErrFencingRegressed)
-	}
-	v, err := a.l.observe(ctx, a.key)
-	if err != nil {
-		a.l.deleteBestEffort(ctx, a.key, name, false)
-		return backend.Lease{}, wrap("acquire", a.key, err)
-	}
-	mine := a.owner.mine(v.contenders)
-	switch {
-	case !slices.ContainsFunc(mine, func(n contender) bool { return n.name == name }):
-		return backend.Lease{}, fmt.Errorf("zookeeper: acquire %q for %q: node %s vanished right after it was created",
-			a.key, a.owner.holder, name)
-	case mine[0].name != name:
-		// Two Acquires for one holder at once: the other one's node stays.
-		a.l.deleteBestEffort(ctx, a.key, name, false)
-		return backend.Lease{}, retry("another node of the same holder comes first")
-	case v.contenders[0].name == name:
-		return a.lease(stat.Czxid, false), nil
-	case a.opts.Queue:
-		return a.lease(stat.Czxid, true), a.queued(ctx, v.contenders[0], mine[0])
-	default:
-		a.l.deleteBestEffort(ctx, a.key, name, false)
-		return backend.Lease{}, a.notAcquired(a.l.describe(ctx, a.key, v.contenders[0]))
-	}
-}
-
-func (a *acquisition) lease(token int64, queued bool) backend.Lease {
-	return backend.Lease{Key: a.key, Holder: a.owner.holder, Token: token, TTL: a.ttl, Queued: queued}
-}
-
-func (a *acquisition) notAcquired(why string) error {
-	return fmt.Errorf("zookeeper: acquire %q for %q: %s: %w", a.key, a.owner.holder, why, backend.ErrNotAcquired)
-}
-
-// queued is the error that goes with a place in line: node place waits
-// behind head, the holding node.
-func (a *acquisition) queued(ctx context.Context, head, place contender) error {
-	return a.notAcquired(fmt.Sprintf("%s; the holder waits in line with node %s", a.l.describe(ctx, a.key, head), place.name))
+	return backend.Lease{}, wrap("acquire", a.key, err)
 }

@@ -88,12 +88,16 @@ func New(ctx context.Context, cfg backend.Config) (backend.Locker, error) {
 	}
 	target := strings.Join(cfg.Servers, ",")
 
-	link := newLink()
+	link, tap := newLink(), newWireTap()
 	conn, _, err := zk.Connect(cfg.Servers, sessionTimeout,
 		zk.WithLogger(quietLogger{}),
 		zk.WithLogInfo(false),
 		zk.WithDialer(func(network, address string, _ time.Duration) (net.Conn, error) {
-			return net.DialTimeout(network, address, dialTimeout)
+			c, err := net.DialTimeout(network, address, dialTimeout)
+			if err != nil {
+				return nil, err //nolint:wrapcheck // go-zookeeper logs it and tries the next server
+			}
+			return tap.wrap(c), nil
 		}),
 		// The event channel is left unread (go-zookeeper drops events when
 		// it is full); the callback sees every event.
@@ -120,6 +124,8 @@ func New(ctx context.Context, cfg backend.Config) (backend.Locker, error) {
 	l := &locker{
 		conn:        conn,
 		link:        link,
+		tap:         tap,
+		hints:       newHints(),
 		naming:      names,
 		acl:         zk.WorldACL(zk.PermAll),
 		ancestorACL: zk.WorldACL(zk.PermAll),
@@ -145,6 +151,11 @@ func New(ctx context.Context, cfg backend.Config) (backend.Locker, error) {
 type locker struct {
 	conn *zk.Conn
 	link *link
+	// tap watches the connection's bytes (wireTap): it lets dependent
+	// requests go out back to back and shows created nodes' Stats.
+	tap *wireTap
+	// hints is what the locker remembers of the locks it used.
+	hints *hints
 	// naming decides the names of the nodes the locker creates.
 	naming naming
 	// acl is given to the lock nodes and the holds the locker creates.

@@ -34,11 +34,16 @@ limitations under the License.
 //	_c_<UUID>-lock-<10-digit sequence number>      Curator (the default)
 //	<UUID as 32 hex digits>__lock__<sequence>      Kazoo
 //
-// Unlike Curator and kazoo, which take a random UUID for every attempt, the
-// UUID is derived from the holder (uuid.NewSHA1 of the holder in a namespace
-// fixed by this package), so a controller that restarts finds its holders'
-// nodes again by their prefix, in either naming, whatever the setting: a
-// lock can switch naming while it is held.
+// Curator and kazoo take a random UUID for every attempt. Here the first 80
+// bits of the UUID are derived from the holder (uuid.NewSHA1 of the holder
+// in a namespace fixed by this package), so a controller that restarts
+// finds its holders' nodes again by that prefix, in either naming, whatever
+// the setting (a lock can switch naming while it is held); the last 48 bits
+// (the UUID's last group) are random for every node, so a name is never
+// used twice for a holder, not even when the lock node is made again and
+// its sequence numbers start again at zero. That is what lets a Lease name
+// its node (below). Nodes from before the random part, whose whole UUID is
+// the holder's, have the same prefix and are recognised too.
 //
 // # Contenders and order
 //
@@ -81,11 +86,16 @@ limitations under the License.
 // children), Renew reports backend.ErrNotHeld, Purge leaves it alone, and
 // Watch watches it. The other way round, Release deletes the lock node
 // together with the holder's node when that was the last child and this
-// package created the lock node (one transaction, so it can remove nothing
-// else), so that such a program can create its node at once rather than
-// when the server's container reaper next runs (every minute by default).
-// A lock node that someone else made, e.g. zk.Lock's persistent one, is
-// never deleted.
+// package created the lock node (one transaction when the hold was alone
+// in it, so it can remove nothing else; when others waited in line when
+// the hold was taken, a read right behind the node's deletion tells whether
+// the lock node is left empty), so that such a program can create its node
+// at once rather than when the server's container reaper next runs (every
+// minute by default). A lock node that someone else made, e.g. zk.Lock's
+// persistent one, is never deleted. (When the others in line were places
+// of this locker's holders that it still knows of, the lock node is not
+// read: it stays for them; if they had all gone meanwhile without this
+// locker's knowing, the reaper removes it.)
 //
 // # Why TTL nodes and not ephemeral nodes
 //
@@ -131,8 +141,8 @@ limitations under the License.
 //     outside programs take turns in arrival order. Release of the queued
 //     Lease gives the place up.
 //
-// A holder has at most one node: further ones, left by interrupted
-// attempts, are deleted, keeping the lowest.
+// A holder has at most one node: further ones, left by interrupted or
+// concurrent attempts, are deleted, keeping the lowest.
 //
 // The fencing token of a hold is the creation zxid (Czxid) of its node:
 // zxids are totally ordered across the ensemble and survive restarts,
@@ -145,12 +155,71 @@ limitations under the License.
 // backend.ErrFencingRegressed. Nodes that exist already (a hold or a place
 // in line) were checked when they were created and keep their tokens.
 //
-// Renew and Release act only on the node whose Czxid is the lease's token;
-// Renew never creates a node and refuses a queued Lease. Inspect reports the
-// first contender: for distlock's nodes Holder is the holder identity, for
-// other programs' nodes (zk.Lock stores no data, Curator the client's IP
-// address, kazoo an identifier of its choice) it is the node name. Inspect
-// cannot report a remaining TTL.
+// Inspect reports the first contender: for distlock's nodes Holder is the
+// holder identity, for other programs' nodes (zk.Lock stores no data,
+// Curator the client's IP address, kazoo an identifier of its choice) it is
+// the node name. Inspect cannot report a remaining TTL.
+//
+// # Round trips
+//
+// Every request of go-zookeeper waits for its answer, but requests of one
+// session are executed in the order they arrive. The locker watches the
+// bytes of its connection (wireTap) to send dependent requests back to back
+// without waiting for each answer (a request queued once the one before it
+// is on the wire runs after it), and to read the creation zxid that the
+// server returns with a created TTL node, which go-zookeeper drops. It also
+// remembers, per lock, what it last saw (hints): whether its last Release
+// deleted the lock node, the holders' nodes and their places in line, who
+// held. A hint only orders requests; every decision rests on the server's
+// answers, and a wrong hint costs a round trip. So, in round trips:
+//
+//   - Acquire of a free lock: 1. The holder's node and a listing of the
+//     lock node go out back to back; the listing shows whether the node is
+//     first and whether the holder had a node already (then that one is
+//     kept and the new one deleted: 2). When the locker's last Release
+//     deleted the lock node, the lock node's creation goes first and the
+//     listing is left out: a node whose creation zxid directly follows the
+//     lock node's (no transaction in between) and whose sequence number is
+//     0 is the first child of the lock node just made, and holds (else the
+//     listing follows: 2).
+//   - Acquire of a held lock, trying once: 1 (a listing) once the locker has
+//     seen the lock held, else 2 (the node created and listed, then deleted
+//     while the holder's node is read for the message).
+//   - Acquire with Queue behind a holder: 1 (created and listed).
+//   - A place in line taking its turn: 1. When the place was written within
+//     the last tenth of the TTL by this locker, its clock is not restarted
+//     and the Lease reports the time left (at least 9/10 of the TTL), so
+//     that taking one's turn is a read, as it is for zk.Lock: a listing,
+//     or, when a Watch of this locker saw the node before the place deleted
+//     and that node had come first (nodes before a first one are gone for
+//     good, and nothing was between it and the place), a read of the place
+//     alone. Otherwise the listing and the write go together, still 1.
+//   - Acquire again by a holder: 1 (a listing and the write that restarts
+//     the clock, in parallel).
+//   - Renew and Release with the Lease's Handle: 1. Renew writes the node by
+//     name; Release deletes it, together with the lock node when that is
+//     ours and was left to the hold alone (one transaction), else followed
+//     on the wire by a read of the lock node that tells whether it is left
+//     empty (then a second request deletes it).
+//   - Renew and Release without Handle (a Lease rebuilt from a record after
+//     a restart): 3 — the lock node listed and read, the node's Stat to
+//     check its token, then the write or the delete. The Lease Renew
+//     returns carries a Handle, so this happens once per restart and hold.
+//   - Watch: 1 (the node before the holder's place, which the last Acquire
+//     saw, watched by name), else 2.
+//
+// # Leases and Handles
+//
+// The Lease's Handle names the hold's node, its token, the lock node's
+// creation zxid and whether the lock node is distlock's and was left to the
+// hold alone. Renew and Release use it only when its node is one of the
+// Lease holder's and its token is the Lease's: a Handle never makes a Lease
+// act on another hold. A node that came first stays first while it exists
+// (later nodes get higher sequence numbers), and its name is never used
+// again, so Renew by name succeeds exactly while the hold lasts and never
+// creates a node; Renew refuses a queued Lease. Without a Handle, Renew and
+// Release find the node by the holder's prefix and act only on the node
+// whose Czxid is the Lease's token.
 //
 // # Watches
 //
@@ -162,9 +231,11 @@ limitations under the License.
 //
 // # Connection
 //
-// go-zookeeper reconnects by itself and, after its session expired, opens a
-// new one without telling the caller; since holds are not ephemeral, a new
-// session loses nothing. Its calls do not take a context and wait while it
+// go-zookeeper reconnects by itself (to another member of the ensemble
+// when one is lost: the session moves, and the holds with it; see
+// TestHoldsSurviveTheLossOfTheEnsembleLeader) and, after its session
+// expired, opens a new one without telling the caller; since holds are not
+// ephemeral, a new session loses nothing. Its calls do not take a context and wait while it
 // is disconnected; every call of this package is bounded by the caller's
 // context instead and then fails with backend.ErrUnreachable, leaving the
 // request to finish (or fail) in the background.

@@ -75,6 +75,12 @@ func TestSortContenders(t *testing.T) {
 	}
 }
 
+// nodeOf names a node of holder o in naming n with sequence number seq and
+// a fixed random part.
+func nodeOf(o owner, n naming, seq string) string {
+	return o.nodeName(n, [6]byte{0xf0, 0xe1, 0xd2, 0xc3, 0xb4, 0xa5}) + seq
+}
+
 func TestNodeNamesOfAHolder(t *testing.T) {
 	t.Parallel()
 	a, again, b := newOwner("ns/pod-a"), newOwner("ns/pod-a"), newOwner("ns/pod-b")
@@ -85,25 +91,35 @@ func TestNodeNamesOfAHolder(t *testing.T) {
 		t.Errorf("two holders share a prefix: %+v, %+v", a, b)
 	}
 	// Fixed values: a change would orphan the holds that exist when a new
-	// controller version starts.
+	// controller version starts. The holder's part is the start of the
+	// UUID of the names before the random part came in,
+	// a1338cc3-6d55-5e42-9576-3de5b1a6026a.
 	tests := map[string]struct {
 		got, want string
 	}{
-		"Curator naming is _c_<UUID>-lock-": {a.prefix(curatorNaming), "_c_a1338cc3-6d55-5e42-9576-3de5b1a6026a-lock-"},
+		"Curator naming is _c_<UUID>-lock-, the UUID's last group random": {
+			nodeOf(a, curatorNaming, ""), "_c_a1338cc3-6d55-5e42-9576-f0e1d2c3b4a5-lock-"},
 		"Kazoo naming is the same UUID as 32 hex digits, then __lock__": {
-			a.prefix(kazooNaming), "a1338cc36d555e4295763de5b1a6026a__lock__"},
-		"nodePrefix is the Curator naming": {nodePrefix("ns/pod-a"), a.curator},
+			nodeOf(a, kazooNaming, ""), "a1338cc36d555e429576f0e1d2c3b4a5__lock__"},
 	}
 	for name, tc := range tests {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %q; want %q", name, tc.got, tc.want)
 		}
 	}
+	for _, n := range []naming{curatorNaming, kazooNaming} {
+		if x, y := a.newNodeName(n), a.newNodeName(n); x == y {
+			t.Errorf("two new node names of one holder are the same, %q: the random part is missing", x)
+		}
+	}
 	owns := map[string]bool{
+		"_c_a1338cc3-6d55-5e42-9576-f0e1d2c3b4a5-lock-0000000001": true,
+		"a1338cc36d555e429576f0e1d2c3b4a5__lock__0000000001":      true,
+		// Nodes made before the random part came in.
 		"_c_a1338cc3-6d55-5e42-9576-3de5b1a6026a-lock-0000000001": true,
 		"a1338cc36d555e4295763de5b1a6026a__lock__0000000001":      true,
-		b.curator + "0000000001":                                  false,
-		b.kazoo + "0000000001":                                    false,
+		nodeOf(b, curatorNaming, "0000000001"):                    false,
+		nodeOf(b, kazooNaming, "0000000001"):                      false,
 		"_c_a1338cc36d555e4295763de5b1a6026a-lock-0000000001":     false, // zk.Lock-style prefix
 	}
 	for name, want := range owns {
@@ -148,14 +164,15 @@ func TestWatchTarget(t *testing.T) {
 	}{
 		"nothing to wait for when nobody holds": {nodes: nil},
 		"nothing to wait for when the holder's node is first": {
-			nodes: nodes(own.curator+"0000000001", other.curator+"0000000002")},
+			nodes: nodes(nodeOf(own, curatorNaming, "0000000001"), nodeOf(other, curatorNaming, "0000000002"))},
 		"the predecessor of the holder's node": {
-			nodes:  nodes(other.curator+"0000000001", "x__lock__0000000002", own.kazoo+"0000000003", "y__lock__0000000004"),
+			nodes: nodes(nodeOf(other, curatorNaming, "0000000001"), "x__lock__0000000002", nodeOf(own, kazooNaming, "0000000003"),
+				"y__lock__0000000004"),
 			want:   "x__lock__0000000002",
 			wantOK: true},
 		"the first contender when the holder has no node": {
-			nodes:  nodes("y__lock__0000000004", other.curator+"0000000001"),
-			want:   other.curator + "0000000001",
+			nodes:  nodes("y__lock__0000000004", nodeOf(other, curatorNaming, "0000000001")),
+			want:   nodeOf(other, curatorNaming, "0000000001"),
 			wantOK: true},
 	}
 	for name, tc := range tests {

@@ -21,111 +21,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/go-zookeeper/zk"
 
 	"github.com/distlock/distlock/internal/backend"
 )
-
-// Renew implements backend.Locker. It refuses a queued Lease: a place in
-// line is not a hold, and Acquire refreshes it.
-func (l *locker) Renew(ctx context.Context, lease backend.Lease, ttl time.Duration) (backend.Lease, error) {
-	if err := validate(lease.Key, lease.Holder, ttl); err != nil {
-		return backend.Lease{}, fmt.Errorf("zookeeper: renew %q: %w", lease.Key, err)
-	}
-	key, own := lease.Key, newOwner(lease.Holder)
-	if lease.Queued {
-		return backend.Lease{}, fmt.Errorf("zookeeper: renew %q for %q (token %d): the lease is a place in line, not a hold; "+
-			"Acquire refreshes it", key, lease.Holder, lease.Token)
-	}
-	notHeld := func(why string) error {
-		return fmt.Errorf("zookeeper: renew %q for %q (token %d): %s: %w",
-			key, lease.Holder, lease.Token, why, backend.ErrNotHeld)
-	}
-	for attempt := 1; ; attempt++ {
-		v, err := l.observe(ctx, key)
-		switch {
-		case errors.Is(err, zk.ErrNoNode):
-			return backend.Lease{}, notHeld("the lock node is gone")
-		case err != nil:
-			return backend.Lease{}, wrap("renew", key, err)
-		case v.ephemeral():
-			return backend.Lease{}, notHeld(describeEphemeral(key, v.stat))
-		case len(v.contenders) == 0:
-			return backend.Lease{}, notHeld("nobody holds the lock")
-		case !own.owns(v.contenders[0].name):
-			return backend.Lease{}, notHeld(l.describe(ctx, key, v.contenders[0]))
-		}
-		head := v.contenders[0]
-		stat, err := l.stat(ctx, head.path(key))
-		switch {
-		case errors.Is(err, zk.ErrNoNode):
-			return backend.Lease{}, notHeld("the hold expired")
-		case err != nil:
-			return backend.Lease{}, wrap("renew", key, err)
-		case stat.Czxid != lease.Token:
-			return backend.Lease{}, notHeld(fmt.Sprintf("the holder's node %s is another hold, with token %d", head.name, stat.Czxid))
-		}
-		// The version makes the write conditional on the node read above.
-		_, err = call(ctx, func() (*zk.Stat, error) {
-			return l.conn.Set(head.path(key), []byte(lease.Holder), stat.Version)
-		}, nil)
-		switch {
-		case errors.Is(err, zk.ErrNoNode):
-			return backend.Lease{}, notHeld("the hold expired")
-		case errors.Is(err, zk.ErrBadVersion) && attempt < attempts:
-			continue // renewed concurrently
-		case err != nil:
-			return backend.Lease{}, wrap("renew", key, err)
-		}
-		lease.TTL = ttl
-		return lease, nil
-	}
-}
-
-// Release implements backend.Locker. It deletes the holder's node whose
-// creation zxid is the lease's token, a hold or a place in line, and with
-// it the lock node when this package created that and nothing else is left
-// in it.
-func (l *locker) Release(ctx context.Context, lease backend.Lease) error {
-	if err := validateKey(lease.Key); err != nil {
-		return fmt.Errorf("zookeeper: release %q: %w", lease.Key, err)
-	}
-	key, own := lease.Key, newOwner(lease.Holder)
-	v, err := l.observe(ctx, key)
-	if errors.Is(err, zk.ErrNoNode) {
-		return nil
-	}
-	if err != nil {
-		return wrap("release", key, err)
-	}
-	for _, n := range own.mine(v.contenders) {
-		for attempt := 1; ; attempt++ {
-			stat, err := l.stat(ctx, n.path(key))
-			if errors.Is(err, zk.ErrNoNode) {
-				break
-			}
-			if err != nil {
-				return wrap("release", key, err)
-			}
-			if stat.Czxid != lease.Token {
-				break // another hold of the same holder
-			}
-			// The version makes the delete conditional on the node read
-			// above.
-			err = l.removeNode(ctx, key, n.name, stat.Version, v.stat.NumChildren == 1)
-			if errors.Is(err, zk.ErrBadVersion) && attempt < attempts {
-				continue // renewed concurrently
-			}
-			if err != nil && !errors.Is(err, zk.ErrNoNode) {
-				return wrap("release", key, err)
-			}
-			return nil
-		}
-	}
-	return nil
-}
 
 // Inspect implements backend.Locker. The State's TTL is always zero: the
 // server does not report a node's TTL.
@@ -156,10 +56,6 @@ func (l *locker) Inspect(ctx context.Context, key string) (backend.State, error)
 	}
 }
 
-// probeName names the child that Purge creates and deletes in the
-// transaction that deletes a lock node; it never outlives the transaction.
-const probeName = "distlock-purge-probe"
-
 // Purge implements backend.Locker. It deletes the lock node when this
 // package created it and it has no children; a lock node that someone else
 // made (a persistent node, or a container from before this package marked
@@ -181,7 +77,8 @@ func (l *locker) Purge(ctx context.Context, key string) error {
 		case v.ephemeral():
 			return fmt.Errorf("zookeeper: purge %q: the lock is %s: %w", key, describeEphemeral(key, v.stat), backend.ErrNotAcquired)
 		case len(v.contenders) > 0:
-			return fmt.Errorf("zookeeper: purge %q: the lock is %s: %w", key, l.describe(ctx, key, v.contenders[0]), backend.ErrNotAcquired)
+			return fmt.Errorf("zookeeper: purge %q: the lock is %s: %w",
+				key, l.describe(ctx, key, v.stat.Czxid, v.contenders[0]), backend.ErrNotAcquired)
 		case v.stat.NumChildren > 0:
 			return fmt.Errorf("zookeeper: purge %q: the lock node has children of other programs: %w", key, backend.ErrNotAcquired)
 		}
@@ -194,13 +91,7 @@ func (l *locker) Purge(ctx context.Context, key string) error {
 		case !bytes.Equal(data, containerMark):
 			return nil // not ours to delete
 		}
-		probe := key + "/" + probeName
-		_, err = call(ctx, func() ([]zk.MultiResponse, error) {
-			return l.conn.Multi(
-				&zk.CreateRequest{Path: probe, Acl: l.acl},
-				&zk.DeleteRequest{Path: probe, Version: 0},
-				&zk.DeleteRequest{Path: key, Version: stat.Version})
-		}, nil)
+		err = l.deleteEmptyLockNode(ctx, key, stat.Version)
 		switch {
 		case err == nil:
 			return nil

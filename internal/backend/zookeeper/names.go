@@ -17,9 +17,10 @@ limitations under the License.
 package zookeeper
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"regexp"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,12 +80,13 @@ const (
 	protectedPrefix = "_c_"
 )
 
-// contenderName matches the name of a contender node: a known marker, then
-// the 10-character sequence number that the parent appends to every
-// sequential child alike (ZooKeeper formats it with %010d, so a counter
-// that wrapped past 2^31 gives "-" and 9 digits). kazoo's _contenders_re is
-// the same idea: `(?:__lock__)(-?\d{10})$`.
-var contenderName = regexp.MustCompile(`(lock-|__lock__|__rlock__|__READ__|__WRIT__)(\d{10}|-\d{9})$`)
+// markers are the markers of contender nodes (see above).
+var markers = []string{curatorLock, kazooLock, kazooRead, curatorRead, curatorWrite}
+
+// seqLen is the length of the sequence number that the parent appends to
+// every sequential child alike: ZooKeeper formats it with %010d, so a
+// counter that wrapped past 2^31 gives "-" and 9 digits.
+const seqLen = 10
 
 // contender is a child of a lock node that takes part in the lock.
 type contender struct {
@@ -110,17 +112,34 @@ func (c contender) recipe() string {
 	return "Curator InterProcessMutex or zk.Lock"
 }
 
-// parseContender recognises a contender node by its name.
+// parseContender recognises a contender node by its name: a known marker,
+// then the sequence number, as kazoo's _contenders_re does with
+// `(?:__lock__)(-?\d{10})$`. (It runs for every child of every listing, so
+// it is plain string work rather than a regular expression.)
 func parseContender(name string) (contender, bool) {
-	m := contenderName.FindStringSubmatch(name)
-	if m == nil {
+	if len(name) < seqLen {
 		return contender{}, false
 	}
-	seq, err := strconv.ParseInt(m[2], 10, 64)
-	if err != nil {
-		return contender{}, false
+	rest, seq := name[:len(name)-seqLen], name[len(name)-seqLen:]
+	digits := seq
+	if seq[0] == '-' {
+		digits = seq[1:]
 	}
-	return contender{name: name, seq: seq, marker: m[1]}, true
+	for i := range len(digits) {
+		if digits[i] < '0' || digits[i] > '9' {
+			return contender{}, false
+		}
+	}
+	for _, m := range markers {
+		if strings.HasSuffix(rest, m) {
+			n, err := strconv.ParseInt(seq, 10, 64)
+			if err != nil {
+				return contender{}, false
+			}
+			return contender{name: name, seq: n, marker: m}, true
+		}
+	}
+	return contender{}, false
 }
 
 // sortContenders picks the contender nodes out of children and orders them
@@ -145,32 +164,58 @@ func sortContenders(children []string) []contender {
 	return nodes
 }
 
-// owner tells a holder's nodes from others' nodes. The UUID in their names
-// is derived from the holder (uuid.NewSHA1 in holderNamespace), so that a
-// restarted controller finds them again; they are recognised in either
-// naming, so that a lock can switch naming while it is held.
+// owner tells a holder's nodes from others' nodes. A node's name carries a
+// UUID (Curator naming: "_c_<UUID>-lock-<seq>"; Kazoo naming: "<UUID as 32
+// hex digits>__lock__<seq>") whose first 80 bits are derived from the holder
+// (uuid.NewSHA1 in holderNamespace), so that a restarted controller finds
+// the holder's nodes again by that prefix, in either naming, and whose last
+// 48 bits (the UUID's last group) are random for every node, so that a
+// name is never used twice for one holder, not even when a lock node is
+// deleted and made again and its sequence numbers start again at zero: a
+// Lease's Handle can then name its node, and a stale Lease can never reach a
+// newer hold of the same holder by name. Nodes from before the random part
+// (the whole UUID derived from the holder) start with the same prefix and
+// are recognised too.
 type owner struct {
-	holder  string
-	curator string // "_c_<UUID>-lock-"
-	kazoo   string // "<UUID as 32 hex digits>__lock__"
+	holder string
+	// curator is "_c_" and the holder's part of the UUID with its dashes:
+	// "_c_xxxxxxxx-xxxx-5xxx-yxxx-".
+	curator string
+	// kazoo is the holder's part of the UUID as 20 hex digits.
+	kazoo string
 }
+
+// holderPart is how many leading bytes of a node's UUID come from the
+// holder; the rest (the UUID's last group, 6 bytes) is random.
+const holderPart = 10
 
 func newOwner(holder string) owner {
-	id := uuid.NewSHA1(holderNamespace, []byte(holder))
+	id := uuid.NewSHA1(holderNamespace, []byte(holder)).String()
 	return owner{
 		holder:  holder,
-		curator: protectedPrefix + id.String() + "-" + curatorLock,
-		kazoo:   hex.EncodeToString(id[:]) + kazooLock,
+		curator: protectedPrefix + id[:24],
+		kazoo:   strings.ReplaceAll(id[:23], "-", ""),
 	}
 }
 
-// prefix is the name, without sequence number, of a node the locker
-// creates for the holder.
-func (o owner) prefix(n naming) string {
+// nodeName returns the name, without sequence number, of a new node for the
+// holder in naming n, with tail as the UUID's random last group.
+func (o owner) nodeName(n naming, tail [16 - holderPart]byte) string {
+	t := hex.EncodeToString(tail[:])
 	if n == kazooNaming {
-		return o.kazoo
+		return o.kazoo + t + kazooLock
 	}
-	return o.curator
+	return o.curator + t + "-" + curatorLock
+}
+
+// newNodeName is nodeName with a random tail.
+func (o owner) newNodeName(n naming) string {
+	// Uniqueness, not secrecy: math/rand is enough.
+	var r [8]byte
+	binary.BigEndian.PutUint64(r[:], rand.Uint64())
+	var tail [16 - holderPart]byte
+	copy(tail[:], r[:])
+	return o.nodeName(n, tail)
 }
 
 // owns reports whether the node named name is one of the holder's.
@@ -188,7 +233,3 @@ func (o owner) mine(nodes []contender) []contender {
 	}
 	return own
 }
-
-// nodePrefix is the start of the names of holder's nodes in Curator
-// naming.
-func nodePrefix(holder string) string { return newOwner(holder).curator }

@@ -17,7 +17,6 @@ limitations under the License.
 package zookeeper
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -66,13 +65,24 @@ func (v view) ephemeral() bool {
 // observe lists the lock node at key. It returns an error wrapping
 // zk.ErrNoNode when key does not exist.
 func (l *locker) observe(ctx context.Context, key string) (view, error) {
-	return call(ctx, func() (view, error) {
+	return l.startObserve(ctx, key).wait(ctx)
+}
+
+// startObserve starts listing the lock node at key.
+func (l *locker) startObserve(ctx context.Context, key string) *future[view] {
+	return start(ctx, func() (view, error) {
 		children, stat, err := l.conn.Children(key)
 		if err != nil {
-			return view{}, err //nolint:wrapcheck // call's callers classify and wrap it
+			return view{}, err //nolint:wrapcheck // the callers classify and wrap it
 		}
 		return view{stat: stat, contenders: sortContenders(children)}, nil
 	}, nil)
+}
+
+// startSet starts writing data to the node at path, any version: it
+// restarts a TTL node's clock, and never creates a node.
+func (l *locker) startSet(ctx context.Context, path string, data []byte) *future[*zk.Stat] {
+	return start(ctx, func() (*zk.Stat, error) { return l.conn.Set(path, data, -1) }, nil)
 }
 
 // stat returns the Stat of the node at path, or an error wrapping
@@ -89,14 +99,7 @@ func (l *locker) stat(ctx context.Context, path string) (*zk.Stat, error) {
 
 // get reads the node at path.
 func (l *locker) get(ctx context.Context, path string) ([]byte, *zk.Stat, error) {
-	type node struct {
-		data []byte
-		stat *zk.Stat
-	}
-	got, err := call(ctx, func() (node, error) {
-		data, stat, err := l.conn.Get(path)
-		return node{data, stat}, err //nolint:wrapcheck // call's callers classify and wrap it
-	}, nil)
+	got, err := l.startGet(ctx, path).wait(ctx)
 	return got.data, got.stat, err
 }
 
@@ -129,114 +132,112 @@ func (l *locker) state(ctx context.Context, key string, n contender) (backend.St
 	return st, nil
 }
 
-// describe says who holds the lock through node n, for error messages.
-func (l *locker) describe(ctx context.Context, key string, n contender) string {
+// describe says who holds the lock through node n of the lock node key
+// created at lockNode, for error messages. The locker remembers the last
+// description of a lock (a node's name is never used twice in one lock
+// node, and what it says of its holder does not change), so that refusing
+// while the same holder holds costs no read.
+func (l *locker) describe(ctx context.Context, key string, lockNode int64, n contender) string {
+	if text, ok := l.hints.described(key, lockNode, n.name); ok {
+		return text
+	}
 	st, err := l.state(ctx, key, n)
+	var text string
 	switch {
 	case err != nil:
 		return fmt.Sprintf("held through node %s", n.name)
 	case st.Holder == n.name:
-		return fmt.Sprintf("held by another program (%s) through node %s (fencing token %d)", n.recipe(), n.name, st.Token)
+		text = fmt.Sprintf("held by another program (%s) through node %s (fencing token %d)", n.recipe(), n.name, st.Token)
 	default:
-		return fmt.Sprintf("held by %q through node %s (fencing token %d)", st.Holder, n.name, st.Token)
+		text = fmt.Sprintf("held by %q through node %s (fencing token %d)", st.Holder, n.name, st.Token)
 	}
+	l.hints.update(key, func(k *keyHints) { k.headLockNode, k.headName, k.head = lockNode, n.name, text })
+	return text
 }
 
-// deleteLeftovers deletes nodes, the holder's nodes that must not stay.
-func (l *locker) deleteLeftovers(ctx context.Context, key string, nodes []contender) error {
-	for _, n := range nodes {
-		err := l.deleteNode(ctx, n.path(key), -1)
-		if err != nil && !errors.Is(err, zk.ErrNoNode) {
-			return fmt.Errorf("deleting the holder's leftover node %s: %w", n.name, err)
-		}
+// describeKnown is describe without a read: from the locker's memory, or
+// by the node's name.
+func (l *locker) describeKnown(key string, lockNode int64, n contender) string {
+	if text, ok := l.hints.described(key, lockNode, n.name); ok {
+		return text
 	}
-	return nil
+	return fmt.Sprintf("held through node %s", n.name)
 }
 
-// removeNode deletes the holder's node name under key if its version is
-// still version (any version if -1). When it is the last child of a lock
-// node that this package created (alone says whether the caller saw it as
-// the only child; the server decides), the lock node goes with it, in the
-// same transaction: a program that locks by creating a node at the lock
-// path can then do so at once, rather than after the server's container
-// reaper ran. The transaction cannot remove anything else: the lock node
-// cannot have been replaced while it had the holder's node as a child, and
-// the transaction fails if another child came meanwhile, in which case only
-// the holder's node is deleted. The version check of a lone delete could
-// not tell a replaced lock node from ours. The error wraps zk.ErrNoNode or
-// zk.ErrBadVersion when the holder's node is gone or was changed.
-func (l *locker) removeNode(ctx context.Context, key, name string, version int32, alone bool) error {
-	path := key + "/" + name
-	if !alone {
-		return l.deleteNode(ctx, path, version)
+// deleteNodes deletes nodes under key, all at once; nodes already gone
+// are no error.
+func (l *locker) deleteNodes(ctx context.Context, key string, nodes []contender) error {
+	pending := make([]*future[struct{}], len(nodes))
+	for i, n := range nodes {
+		pending[i] = l.startDelete(ctx, n.path(key), -1)
 	}
-	data, parent, err := l.get(ctx, key)
-	if err == nil && parent.NumChildren == 1 && bytes.Equal(data, containerMark) {
-		res, err := call(ctx, func() ([]zk.MultiResponse, error) {
-			return l.conn.Multi(
-				&zk.DeleteRequest{Path: path, Version: version},
-				&zk.DeleteRequest{Path: key, Version: parent.Version})
-		}, nil)
-		switch {
-		case err == nil:
-			return nil
-		case len(res) != 2 || res[0].Error != nil:
-			return err // the holder's node is gone or changed, or the call failed
+	var errs []error
+	for i, f := range pending {
+		if _, err := f.wait(ctx); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			errs = append(errs, fmt.Errorf("deleting the holder's node %s: %w", nodes[i].name, err))
 		}
-		// The lock node gained a child or changed: delete only the
-		// holder's node.
 	}
-	return l.deleteNode(ctx, path, version)
+	return errors.Join(errs...)
+}
+
+// startDelete starts deleting the node at path if its version is still
+// version (any version if -1).
+func (l *locker) startDelete(ctx context.Context, path string, version int32) *future[struct{}] {
+	return start(ctx, func() (struct{}, error) { return struct{}{}, l.conn.Delete(path, version) }, nil)
 }
 
 // deleteNode deletes the node at path if its version is still version (any
 // version if -1).
 func (l *locker) deleteNode(ctx context.Context, path string, version int32) error {
-	_, err := call(ctx, func() (struct{}, error) {
-		return struct{}{}, l.conn.Delete(path, version)
-	}, nil)
+	_, err := l.startDelete(ctx, path, version).wait(ctx)
 	return err
 }
 
-// deleteBestEffort deletes the node name under key that a failed Acquire
-// created, and the lock node with it when that is left empty (removeNode;
-// alone as there). It runs even when ctx has ended; a node it cannot
-// delete is found and deleted (or adopted) by the holder's next Acquire, or
-// expires.
-func (l *locker) deleteBestEffort(ctx context.Context, key, name string, alone bool) {
+// deleteBestEffort deletes the node of h under key that a failed Acquire
+// created, and the lock node with it as Release would (dropNode). It runs
+// even when ctx has ended; a node it cannot delete is found and deleted
+// (or adopted) by the holder's next Acquire, or expires.
+func (l *locker) deleteBestEffort(ctx context.Context, key string, h handle) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	_ = l.removeNode(ctx, key, name, -1, alone)
+	_, _ = l.dropNode(ctx, key, h, false)
 }
 
 // ensurePath creates key and its missing ancestors as container nodes. The
-// lock node key gets containerMark as data.
-func (l *locker) ensurePath(ctx context.Context, key string) error {
+// lock node key gets containerMark as data. It returns the creation zxid
+// of the lock node when it created it and the tap saw the answer, else 0.
+func (l *locker) ensurePath(ctx context.Context, key string) (int64, error) {
+	var made int64
 	create := func(path string) error {
 		acl, data := l.ancestorACL, []byte(nil)
 		if path == key {
 			acl, data = l.acl, containerMark
 		}
-		_, err := call(ctx, func() (string, error) {
+		take, done := l.tap.expectCreated(path)
+		defer done()
+		created, err := call(ctx, func() (string, error) {
 			return l.conn.CreateContainer(path, data, zk.FlagContainer, acl)
 		}, nil)
-		if errors.Is(err, zk.ErrNodeExists) {
+		switch {
+		case errors.Is(err, zk.ErrNodeExists):
 			return nil
+		case err == nil && path == key:
+			made, _ = take(created)
 		}
 		return err
 	}
 	err := create(key)
 	if !errors.Is(err, zk.ErrNoNode) {
-		return err
+		return made, err
 	}
 	for i := 1; i < len(key); i++ {
 		if key[i] == '/' {
 			if err := create(key[:i]); err != nil {
-				return err
+				return 0, err
 			}
 		}
 	}
-	return create(key)
+	return made, create(key)
 }
 
 // validate checks the arguments shared by Acquire and Renew.

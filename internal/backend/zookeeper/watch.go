@@ -31,7 +31,9 @@ import (
 //     node;
 //   - else, when holder has a node under it, the contender just before
 //     that node (none when holder's node is first: the channel is closed at
-//     once, holder may take the lock);
+//     once, holder may take the lock); after an Acquire of this locker
+//     queued holder, the one that Acquire saw, without a read, unless it
+//     is gone already;
 //   - else the first contender, the holder of the lock.
 //
 // When nothing holds the lock the channel is closed at once. A data watch
@@ -52,26 +54,11 @@ func (l *locker) Watch(ctx context.Context, key, holder string) (<-chan struct{}
 	// Taken before looking, so that a connection lost while looking closes
 	// the channel too.
 	lost := l.link.lost()
-	v, err := l.observe(ctx, key)
-	if errors.Is(err, zk.ErrNoNode) {
-		return closed(), nil
-	}
-	if err != nil {
-		return nil, wrap("watch", key, err)
-	}
-	path, czxid := key, v.stat.Czxid
-	if !v.ephemeral() {
-		target, ok := watchTarget(v.contenders, newOwner(holder))
-		if !ok {
-			return closed(), nil
-		}
-		path, czxid = target.path(key), 0
-	}
-	events, gone, err := l.arm(ctx, path, czxid)
+	w, ok, err := l.armFor(ctx, key, holder)
 	switch {
 	case err != nil:
-		return nil, wrap("watch", key, err)
-	case gone:
+		return nil, err
+	case !ok:
 		return closed(), nil
 	}
 
@@ -86,17 +73,83 @@ func (l *locker) Watch(ctx context.Context, key, holder string) (<-chan struct{}
 				return
 			case <-lost:
 				return
-			case ev := <-events:
+			case ev := <-w.events:
+				if ev.Type == zk.EventNodeDeleted && w.hinted {
+					// The holder's next Acquire need not list the lock node
+					// to know that the node before its place is gone.
+					l.hints.update(key, func(k *keyHints) { k.sawDeleted(holder, w.path[len(key)+1:]) })
+				}
 				if ev.Type != zk.EventNodeDataChanged {
 					return // deleted, or the watch was dropped (EventNotWatching)
 				}
-				if events, gone, err = l.arm(ctx, path, czxid); err != nil || gone {
+				var gone bool
+				if w.events, gone, err = l.arm(ctx, w.path, w.czxid); err != nil || gone {
 					return
 				}
 			}
 		}
 	}()
 	return changed, nil
+}
+
+// armed is a data watch that is set; hinted reports that its node is the
+// one the last Acquire saw before the holder's place.
+type armed struct {
+	path   string
+	czxid  int64
+	events <-chan zk.Event
+	hinted bool
+}
+
+// armFor sets the watch that matters to holder (watchPath), from the
+// locker's hint first. It reports false when there is nothing to wait for.
+func (l *locker) armFor(ctx context.Context, key, holder string) (armed, bool, error) {
+	for _, useHint := range []bool{true, false} {
+		path, czxid, hinted, err := l.watchPath(ctx, key, holder, useHint)
+		if err != nil || path == "" {
+			return armed{}, false, err
+		}
+		events, gone, err := l.arm(ctx, path, czxid)
+		switch {
+		case err != nil:
+			return armed{}, false, wrap("watch", key, err)
+		case !gone:
+			return armed{path, czxid, events, hinted}, true, nil
+		case !hinted:
+			return armed{}, false, nil
+		}
+		// The node the last Acquire saw before the holder's place is gone
+		// already: look at the lock node.
+		l.hints.update(key, func(k *keyHints) { k.forgetBefore(holder) })
+	}
+	return armed{}, false, nil
+}
+
+// watchPath returns the path to watch for holder, and the creation zxid
+// the node there must have (0: any), or "" when there is nothing to wait
+// for. With useHint, when the locker's last Acquire for holder queued it,
+// the node it saw before the holder's place is the one (hinted is then
+// true): nodes are only ever added after it, so it stays the holder's
+// predecessor while it exists. Otherwise it lists the lock node.
+func (l *locker) watchPath(ctx context.Context, key, holder string, useHint bool) (path string, czxid int64, hinted bool, err error) {
+	if before, ok := l.hints.waitsBehind(key, holder); ok && useHint {
+		return key + "/" + before, 0, true, nil
+	}
+	v, err := l.observe(ctx, key)
+	if errors.Is(err, zk.ErrNoNode) {
+		return "", 0, false, nil
+	}
+	if err != nil {
+		return "", 0, false, wrap("watch", key, err)
+	}
+	if v.ephemeral() {
+		return key, v.stat.Czxid, false, nil
+	}
+	target, ok := watchTarget(v.contenders, l.hints.owner(holder))
+	if !ok {
+		return "", 0, false, nil
+	}
+	return target.path(key), 0, false, nil
 }
 
 // watchTarget picks the node whose deletion matters to the holder that

@@ -110,6 +110,13 @@ func lockChildren(t *testing.T, conn *zk.Conn, key string) []string {
 	return children
 }
 
+// withoutHandle returns lease with its Handle cleared, to compare the
+// rest.
+func withoutHandle(lease backend.Lease) backend.Lease {
+	lease.Handle = ""
+	return lease
+}
+
 // exists reports whether the node at path exists.
 func exists(t *testing.T, conn *zk.Conn, path string) bool {
 	t.Helper()
