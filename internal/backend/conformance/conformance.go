@@ -106,6 +106,7 @@ func Run(t *testing.T, h Harness) {
 			"and a holder re-acquiring keeps its token whatever MinToken", testMinToken},
 		{"with Queue, a queued holder is not overtaken and gets the lock with a higher token", testQueueNotOvertaken},
 		{"releasing a queued place lets the next one in", testReleaseQueuedPlace},
+		{"a batch of renewals renews every live hold and reports the released one lost", testRenewBatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })

@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -196,4 +197,18 @@ func (l *locker) findHold(ctx context.Context, lease backend.Lease) (handle, boo
 		}
 	}
 	return handle{}, false, nil
+}
+
+// RenewBatch implements backend.BatchRenewer. Every renewal's request goes
+// out at once on the session's one connection, which ZooKeeper answers in
+// order: the batch costs one round trip, not one per hold. Each renewal is
+// exactly Renew (a setData by the hold's node name, or the lookup of a Lease
+// without a Handle), so a hold that is gone is reported, never re-created.
+func (l *locker) RenewBatch(ctx context.Context, renewals []backend.Renewal) {
+	var wg sync.WaitGroup
+	for i := range renewals {
+		r := &renewals[i]
+		wg.Go(func() { r.Renewed, r.Err = l.Renew(ctx, r.Lease, r.TTL) })
+	}
+	wg.Wait()
 }
