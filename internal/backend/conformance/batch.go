@@ -36,9 +36,10 @@ func testRenewBatch(t *testing.T, h Harness) {
 	if !ok {
 		t.Fatalf("the locker (%T) does not implement backend.BatchRenewer", l)
 	}
-	var renewals []backend.Renewal
-	for range 5 {
-		lease := mustAcquire(ctx, t, l, h.key(), "holder-a", h.TTL)
+	const holder = "batch-holder"
+	renewals := make([]backend.Renewal, 0, 5)
+	for range cap(renewals) {
+		lease := mustAcquire(ctx, t, l, h.key(), holder, h.TTL)
 		renewals = append(renewals, backend.Renewal{Lease: lease, TTL: h.TTL})
 	}
 	const released, rebuilt = 1, 3
@@ -58,10 +59,10 @@ func testRenewBatch(t *testing.T, h Harness) {
 			wantFree(ctx, t, l, rn.Lease.Key)
 		case rn.Err != nil:
 			t.Errorf("renewal %d: %v", i, rn.Err)
-		case rn.Renewed.Token != rn.Lease.Token || rn.Renewed.Holder != "holder-a" || rn.Renewed.TTL <= 0:
-			t.Errorf("renewal %d = %+v; want holder-a's hold with token %d and a TTL", i, rn.Renewed, rn.Lease.Token)
+		case rn.Renewed.Token != rn.Lease.Token || rn.Renewed.Holder != holder || rn.Renewed.TTL <= 0:
+			t.Errorf("renewal %d = %+v; want %s's hold with token %d and a TTL", i, rn.Renewed, holder, rn.Lease.Token)
 		default:
-			wantHeldBy(ctx, t, l, rn.Lease.Key, "holder-a")
+			wantHeldBy(ctx, t, l, rn.Lease.Key, holder)
 		}
 	}
 }
