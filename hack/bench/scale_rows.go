@@ -23,17 +23,11 @@ import (
 	"github.com/distlock/distlock/hack/bench/internal/summary"
 )
 
-// Targets of issue 8 that the scale rows are set against when they have no
-// anchor measured in the same run.
 const (
 	// notAvailable stands for a ratio that cannot be computed.
 	notAvailable = "n/a"
 	// controllerRows is the backend column of the scale rows.
 	controllerRows = "controller"
-
-	targetProbeP99Ms         = 50
-	targetWritesPerLockLease = 1
-	targetRSSMiB             = 256
 )
 
 // scaleRows turns a scale run's summary (hack/bench/scale -summary) into
@@ -60,14 +54,14 @@ func scaleRows(path string) ([]row, error) {
 			anchor: fmt.Sprintf("API server ceiling %.0f/s (pod DELETE + status PATCH, manager paused)", s.CeilingPerSecond),
 			ratio:  ratio(s.DrainPerSecond, s.CeilingPerSecond)},
 		{backend: controllerRows, scenario: scenario, metric: "one lock's handoff while all are held: p50 / p99",
-			ours: fmt.Sprintf("%.1f ms / %.1f ms", s.ProbeP50Ms, s.ProbeP99Ms), anchor: fmt.Sprintf("target p99 ≤ %d ms", targetProbeP99Ms),
-			ratio: ratio(targetProbeP99Ms, s.ProbeP99Ms)},
+			ours: fmt.Sprintf("%.1f ms / %.1f ms", s.ProbeP50Ms, s.ProbeP99Ms), anchor: fmt.Sprintf("target p99 ≤ %d ms", summary.TargetProbeP99Ms),
+			ratio: ratio(summary.TargetProbeP99Ms, s.ProbeP99Ms)},
 		{backend: controllerRows, scenario: scenario, metric: "API writes per held lock per lease (idle) / per handoff besides Events",
 			ours:   fmt.Sprintf("%.2f / %.2f", s.WritesPerLockLease, s.WritesPerHandoff),
-			anchor: fmt.Sprintf("target ≤ %d / ≤ 2", targetWritesPerLockLease)},
+			anchor: fmt.Sprintf("target ≤ %d / ≤ %d", summary.TargetWritesPerLockLease, summary.TargetWritesPerHandoff)},
 		{backend: controllerRows, scenario: scenario, metric: "manager peak RSS",
-			ours: fmt.Sprintf("%.0f MiB", s.PeakRSSMiB), anchor: fmt.Sprintf("target ≤ %d MiB", targetRSSMiB),
-			ratio: ratio(targetRSSMiB, s.PeakRSSMiB)},
+			ours: fmt.Sprintf("%.0f MiB", s.PeakRSSMiB), anchor: fmt.Sprintf("target ≤ %d MiB", summary.TargetRSSMiB),
+			ratio: ratio(summary.TargetRSSMiB, s.PeakRSSMiB)},
 	}
 	return rows, nil
 }

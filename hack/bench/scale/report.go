@@ -25,15 +25,17 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/distlock/distlock/hack/bench/internal/summary"
 )
 
 // The issue's targets (issue 8, "Scale without loss" and "Cost budget").
 const (
-	targetHandoffsPerSecond   = 350
-	targetWritesPerHandoff    = 2
-	targetProbeP99            = 50 * time.Millisecond
-	targetRSS                 = 256 << 20
-	targetWritesPerLockLease  = 1
+	targetHandoffsPerSecond   = summary.TargetHandoffsPerSecond
+	targetWritesPerHandoff    = summary.TargetWritesPerHandoff
+	targetProbeP99            = summary.TargetProbeP99Ms * time.Millisecond
+	targetRSS                 = summary.TargetRSSMiB << 20
+	targetWritesPerLockLease  = summary.TargetWritesPerLockLease
 	controllerName            = "distributedlock"
 	restRequests              = "rest_client_requests_total"
 	backendCalls              = "distlock_backend_call_duration_seconds"
@@ -138,7 +140,6 @@ func percentile(d []time.Duration, p float64) time.Duration {
 
 func (r *result) rows() []row {
 	o := r.opts
-	locks := o.locks + 1
 	rows := []row{
 		{"locks × pods", fmt.Sprintf("%d × %d, and lock %q with %d pods for the single-lock handoffs (%d pods)",
 			o.locks, o.pods, probeLock, o.samples+1, o.locks*o.pods+o.samples+1), "1000 × 10", ""},
@@ -164,23 +165,21 @@ func (r *result) rows() []row {
 	rows = append(rows, r.drainRows()...)
 	rows = append(rows, r.probeRows()...)
 	if w := (window{r.idleFrom, r.idleTo}); w.ok() {
-		periods := float64(locks) * w.dur().Seconds() / o.lease.Seconds()
-		perLock := w.writes() / periods
+		perLock := r.idleWritesPerLockLease()
 		rows = append(rows,
 			row{"API writes per held lock per lease period (idle, all writes)", fmt.Sprintf("%.2f", perLock),
 				fmt.Sprintf("≤ %d", targetWritesPerLockLease), verdict(perLock <= targetWritesPerLockLease)},
 			row{"manager CPU per minute, idle with every lock held", fmt.Sprintf("%.1f s", w.managerCPU()/w.dur().Minutes()), "", ""})
 	}
 	if w := r.calibration; w.ok() {
-		rate := float64(r.calibrated) / w.dur().Seconds()
+		rate := r.calibrationRate()
 		rows = append(rows, row{"calibration: pod DELETE + lock status PATCH pairs/s, manager paused (the API server's ceiling)",
 			fmt.Sprintf("%.0f (kube-apiserver %.1f ms + etcd %.1f ms CPU per pair)", rate,
 				1000*(w.to.server["kube-apiserver"]-w.from.server["kube-apiserver"]).Seconds()/float64(r.calibrated),
 				1000*(w.to.server["etcd"]-w.from.server["etcd"]).Seconds()/float64(r.calibrated)),
 			fmt.Sprintf("≥ %d to allow the handoff target", targetHandoffsPerSecond), ""})
 	}
-	if r.env != nil && r.env.manager != nil {
-		_, peak := memOf(r.env.managerPID())
+	if peak := r.peakRSS(); r.env != nil && r.env.manager != nil {
 		rows = append(rows, row{"manager peak RSS (VmHWM)", fmt.Sprintf("%.0f MiB", float64(peak)/mib),
 			fmt.Sprintf("≤ %d MiB", targetRSS/mib), verdict(peak > 0 && peak <= targetRSS)})
 	}
@@ -195,8 +194,7 @@ func (r *result) drainRows() []row {
 	if len(lat) == 0 {
 		return []row{{"drain: handoffs/s", notMeasured, fmt.Sprintf("≥ %d", targetHandoffsPerSecond), fail}}
 	}
-	span := r.t.lastSample(phaseDrain).Sub(r.drainFrom.at)
-	rate := float64(len(lat)) / span.Seconds()
+	rate, span := r.drainRate()
 	rows := []row{
 		{"drain: handoffs/s (handoffs ÷ first delete to last handoff)", fmt.Sprintf("%.0f (%d in %s)", rate, len(lat), secs(span)),
 			fmt.Sprintf("≥ %d", targetHandoffsPerSecond), verdict(rate >= targetHandoffsPerSecond)},
@@ -208,7 +206,7 @@ func (r *result) drainRows() []row {
 		n := float64(len(lat))
 		target := fmt.Sprintf("≤ %d", targetWritesPerHandoff)
 		if r.opts.countWrites {
-			besides := (w.writes() - w.eventWrites()) / n
+			besides := r.writesPerHandoff()
 			rows = append(rows, row{"API writes per handoff besides Events", fmt.Sprintf("%.2f", besides),
 				target, verdict(besides <= targetWritesPerHandoff)})
 		} else {
@@ -240,6 +238,54 @@ func (r *result) probeRows() []row {
 	return []row{{"single-lock handoff p50 / p99 while every other lock is held",
 		fmt.Sprintf(twoPercentileValueFormat, ms(percentile(lat, .5)), ms(p99), ms(lat[len(lat)-1]), len(lat), over, targetProbeP99),
 		target, verdict(p99 <= targetProbeP99)}}
+}
+
+// drainRate is the drain's handoffs per second and the span they took
+// (first delete to last handoff), or 0.
+func (r *result) drainRate() (float64, time.Duration) {
+	n := len(r.t.latencies(phaseDrain))
+	if n == 0 {
+		return 0, 0
+	}
+	span := r.t.lastSample(phaseDrain).Sub(r.drainFrom.at)
+	return float64(n) / span.Seconds(), span
+}
+
+// writesPerHandoff are the manager's API writes besides Events per drain
+// handoff, or 0 when not measured.
+func (r *result) writesPerHandoff() float64 {
+	n := len(r.t.latencies(phaseDrain))
+	if w := (window{r.drainFrom, r.drainTo}); w.ok() && r.opts.countWrites && n > 0 {
+		return (w.writes() - w.eventWrites()) / float64(n)
+	}
+	return 0
+}
+
+// idleWritesPerLockLease are the manager's writes per held lock per lease
+// period during the idle hold, or 0 when not measured.
+func (r *result) idleWritesPerLockLease() float64 {
+	w := window{r.idleFrom, r.idleTo}
+	if !w.ok() {
+		return 0
+	}
+	return w.writes() / (float64(r.opts.locks+1) * w.dur().Seconds() / r.opts.lease.Seconds())
+}
+
+// calibrationRate is the calibration's pairs per second, or 0.
+func (r *result) calibrationRate() float64 {
+	if w := r.calibration; w.ok() {
+		return float64(r.calibrated) / w.dur().Seconds()
+	}
+	return 0
+}
+
+// peakRSS is the manager's peak RSS in bytes, or 0.
+func (r *result) peakRSS() int64 {
+	if r.env == nil || r.env.manager == nil {
+		return 0
+	}
+	_, peak := memOf(r.env.managerPID())
+	return peak
 }
 
 // print writes the table and the report.

@@ -21,28 +21,16 @@ import "github.com/distlock/distlock/hack/bench/internal/summary"
 // summary is the handful of numbers `make bench` puts in its one table.
 func (r *result) summary() summary.Scale {
 	o := r.opts
-	s := summary.Scale{Locks: o.locks, Pods: o.pods, Backends: o.backends, HoldsLost: r.lostTotal()}
+	s := summary.Scale{Locks: o.locks, Pods: o.pods, Backends: o.backends, HoldsLost: r.lostTotal(),
+		WritesPerLockLease: r.idleWritesPerLockLease(), CeilingPerSecond: r.calibrationRate(),
+		PeakRSSMiB: float64(r.peakRSS()) / mib}
 	if r.t != nil {
-		if lat := r.t.latencies(phaseDrain); len(lat) > 0 {
-			s.DrainPerSecond = float64(len(lat)) / r.t.lastSample(phaseDrain).Sub(r.drainFrom.at).Seconds()
-			if w := (window{r.drainFrom, r.drainTo}); w.ok() && o.countWrites {
-				s.WritesPerHandoff = (w.writes() - w.eventWrites()) / float64(len(lat))
-			}
-		}
+		s.DrainPerSecond, _ = r.drainRate()
+		s.WritesPerHandoff = r.writesPerHandoff()
 		if lat := r.t.latencies(phaseProbe); len(lat) > 0 {
 			s.ProbeP50Ms = float64(percentile(lat, .5).Microseconds()) / 1000
 			s.ProbeP99Ms = float64(percentile(lat, .99).Microseconds()) / 1000
 		}
-	}
-	if w := (window{r.idleFrom, r.idleTo}); w.ok() {
-		s.WritesPerLockLease = w.writes() / (float64(o.locks+1) * w.dur().Seconds() / o.lease.Seconds())
-	}
-	if w := r.calibration; w.ok() {
-		s.CeilingPerSecond = float64(r.calibrated) / w.dur().Seconds()
-	}
-	if r.env != nil && r.env.manager != nil {
-		_, peak := memOf(r.env.managerPID())
-		s.PeakRSSMiB = float64(peak) / mib
 	}
 	return s
 }

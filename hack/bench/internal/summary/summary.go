@@ -25,6 +25,16 @@ import (
 	"os"
 )
 
+// The targets of issue 8 ("Scale without loss", "Cost budget") that the
+// scale run is judged against.
+const (
+	TargetHandoffsPerSecond  = 350
+	TargetWritesPerHandoff   = 2
+	TargetProbeP99Ms         = 50
+	TargetRSSMiB             = 256
+	TargetWritesPerLockLease = 1
+)
+
 // Scale is what a scale run measured. Zero means not measured.
 type Scale struct {
 	Locks    int      `json:"locks"`
