@@ -181,5 +181,6 @@ type SecretReference struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be the name of a Secret in the lock's own namespace: lowercase letters, digits, '-' and '.' (no '/': a lock cannot name another namespace's Secret)"
 	Name string `json:"name"`
 }
