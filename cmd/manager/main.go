@@ -224,7 +224,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	setupLog.Info("starting manager", "leaderElection", elector.String())
+	setupLog.Info("starting manager", "identity", elector.Identity(), "leaderElection", elector.String())
 	if err := mgr.Start(ctx); err != nil {
 		setupLog.Error(err, "problem running manager")
 		os.Exit(1)

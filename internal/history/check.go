@@ -176,7 +176,7 @@ func regressions(events []Event, limit int) []Regression {
 	seen := map[string]map[int64]string{}
 	var found []Regression
 	for _, e := range events {
-		if e.Kind != Enter {
+		if e.Kind != Enter || e.Token == 0 {
 			continue
 		}
 		if seen[e.Lock] == nil {
@@ -199,8 +199,8 @@ func regressions(events []Event, limit int) []Regression {
 	return found
 }
 
-// stuck finds requests with no later grant or enter of the same holder on
-// the same lock.
+// stuck finds requests with no later grant, enter or cancel of the same
+// holder on the same lock.
 func stuck(events []Event) []Stuck {
 	type key struct{ lock, holder string }
 	asked := map[key]time.Time{}
@@ -213,7 +213,7 @@ func stuck(events []Event) []Stuck {
 				order = append(order, k)
 				asked[k] = e.At
 			}
-		case Grant, Enter:
+		case Grant, Enter, Cancel:
 			delete(asked, k)
 		}
 	}

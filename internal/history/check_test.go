@@ -115,6 +115,23 @@ func TestCheck(t *testing.T) {
 			want: Report{Stuck: []Stuck{{Lock: "L", Holder: "b", AskedAt: at(1)}}},
 		},
 		{
+			name: "a waiter whose pod was deleted while it waited is not stuck",
+			events: []Event{
+				request("L", "a", 0), request("L", "b", 1), enter("L", "a", 1, 3),
+				{Kind: Cancel, Lock: "L", Holder: "b", At: at(5)}, exit("L", "a", 10),
+			},
+			want:   Report{},
+			wantOK: true,
+		},
+		{
+			name: "an outside program without a token overlaps like anyone, and breaks no token order",
+			events: []Event{
+				enter("L", "a", 5, 0), exit("L", "a", 10), enter("L", "outsider", 0, 20),
+				enter("L", "b", 6, 25), exit("L", "outsider", 30), exit("L", "b", 40),
+			},
+			want: Report{Overlaps: []Overlap{{Lock: "L", At: at(25), Holders: []string{"b", "outsider"}}}},
+		},
+		{
 			name:  "a semaphore of 2: two inside is fine, three is an overlap; out-of-order entry is fine",
 			limit: 2,
 			events: []Event{

@@ -47,6 +47,9 @@ const (
 	Request Kind = "request"
 	// Grant: Holder was granted Lock with Token.
 	Grant Kind = "grant"
+	// Cancel: Holder stopped waiting for Lock without being granted it
+	// (its pod was deleted while it waited).
+	Cancel Kind = "cancel"
 	// Fault: a fault named Holder was injected; Heal: it was healed.
 	Fault Kind = "fault"
 	Heal  Kind = "heal"
@@ -60,7 +63,9 @@ type Event struct {
 	Lock string `json:"lock,omitempty"`
 	// Holder names the pod or program (for faults: the fault).
 	Holder string `json:"holder"`
-	// Token is the fencing token of Enter and Grant.
+	// Token is the fencing token of Enter and Grant; 0 means the holder has
+	// none (a program outside Kubernetes using a plain recipe), and such
+	// an Enter counts for overlaps only.
 	Token int64 `json:"token,omitempty"`
 	// At is when it happened, by the clock of the machine all the
 	// recorders share.

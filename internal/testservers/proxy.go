@@ -18,17 +18,19 @@ package testservers
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Proxy forwards TCP connections from a loopback port to a server, and can
 // make that server unreachable and reachable again on the same address, as
 // if it had died and come back: Cut closes the listener and every
 // connection (clients see their connections reset and new ones refused);
-// Heal listens again on the same port. TLS passes through untouched.
+// Heal listens again on the same port. SetDelay slows the link instead.
+// TLS passes through untouched.
 type Proxy struct {
 	// Addr is the proxy's host:port; clients connect here instead of to the
 	// server.
@@ -38,6 +40,34 @@ type Proxy struct {
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[net.Conn]struct{}
+	// delay is added before each chunk forwarded in either direction.
+	delay atomic.Int64
+}
+
+// SetDelay slows the link: every chunk of bytes forwarded, either way,
+// waits d first (0: no delay). Connections stay open.
+func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// copyDelayed copies src to dst, waiting the proxy's delay (read for each
+// chunk, so that SetDelay slows connections already open) before each.
+func (p *Proxy) copyDelayed(dst, src net.Conn) {
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			// Wait out the delay, re-reading it, so that lowering it
+			// releases chunks already waiting.
+			for start := time.Now(); time.Since(start) < time.Duration(p.delay.Load()); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // NewProxy starts a proxy to target and stops it when the test ends.
@@ -117,7 +147,7 @@ func (p *Proxy) forward(client net.Conn) {
 	wg.Add(2)
 	pipe := func(dst, src net.Conn) {
 		defer wg.Done()
-		_, _ = io.Copy(dst, src) // ends when either side closes or is cut
+		p.copyDelayed(dst, src) // ends when either side closes or is cut
 		_ = dst.Close()
 		_ = src.Close()
 	}
