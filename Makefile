@@ -6,6 +6,14 @@ IMG ?= controller:latest
 KUBE_VERSION ?= v1.37.2
 ETCD_VERSION ?= v3.7.0
 
+# The Go toolchain every target uses: go1.27.3 has the standard library's
+# security fixes that govulncheck (make vulncheck) asks for. The go command
+# fetches it from the Go module proxy the first time (about 76 MB); go.mod
+# still allows Go 1.26. Tools built here are kept per Go version, since a
+# tool that type-checks code must be built with the Go it reads.
+export GOTOOLCHAIN ?= go1.27.3
+GOVERSION := $(shell GOTOOLCHAIN=$(GOTOOLCHAIN) go env GOVERSION)
+
 # Get the currently used golang install path (in GOPATH/bin, unless GOBIN is set)
 ifeq (,$(shell go env GOBIN))
 GOBIN=$(shell go env GOPATH)/bin
@@ -52,8 +60,19 @@ vet: ## Run go vet against code.
 	go vet ./...
 
 .PHONY: test
-test: manifests generate fmt vet setup-envtest test-deps ## Run unit and integration tests (real kube-apiserver, etcd, Redis, ZooKeeper).
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $$(go list ./... | grep -v /test/e2e) -count=1 -coverprofile cover.out
+test: manifests generate fmt vet setup-envtest test-deps ## Run unit and integration tests (real kube-apiserver, etcd, Redis, ZooKeeper) with the race detector.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -race $$(go list ./... | grep -v /test/) -count=1 -coverprofile cover.out
+
+## FAULTS_PROFILE=ci runs every fault scenario once (a few minutes); full
+## keeps injecting each until its cell has made at least 1,000 handoffs.
+FAULTS_PROFILE ?= ci
+## FAULTS_TABLE, when set, is where the table is also written.
+FAULTS_TABLE ?=
+
+.PHONY: test-faults
+test-faults: setup-envtest test-deps ## Run the fault scenarios (docs/reliability.md) and print their table; FAULTS_PROFILE=ci|full.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FAULTS_PROFILE=$(FAULTS_PROFILE) FAULTS_TABLE=$(FAULTS_TABLE) \
+		go test ./test/faults -count=1 -v -timeout 80m
 
 .PHONY: test-e2e
 test-e2e: manifests generate kustomize ## Run the end-to-end tests: gated Jobs on a real single-node cluster (kubelet, containerd) in its own network namespace.
@@ -67,7 +86,7 @@ verify: manifests generate fmt ## Fail if generated files or formatting differ f
 	fi
 
 .PHONY: ci
-ci: verify lint test test-e2e ## Everything CI runs (.ci/run): verify, lint, tests.
+ci: verify lint vulncheck test test-faults test-e2e ## Everything CI runs (.ci/run): verify, lint, vulncheck, tests, fault scenarios (CI profile).
 
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint linter
@@ -80,6 +99,10 @@ lint-fix: golangci-lint ## Run golangci-lint linter and perform fixes
 .PHONY: lint-config
 lint-config: golangci-lint ## Verify golangci-lint linter configuration
 	$(GOLANGCI_LINT) config verify
+
+.PHONY: vulncheck
+vulncheck: ## Check the code against the Go vulnerability database (offline copy built from golang.org/x/vulndb).
+	hack/vulncheck.sh
 
 ##@ Build
 
@@ -155,9 +178,9 @@ $(LOCALBIN):
 
 ## Tool Binaries
 KUBECTL ?= kubectl
-KUSTOMIZE ?= $(LOCALBIN)/kustomize
-CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
-GOLANGCI_LINT = $(LOCALBIN)/golangci-lint
+KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)-$(GOVERSION)
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)-$(GOVERSION)
+GOLANGCI_LINT = $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)-$(GOVERSION)
 ## Directory of kube-apiserver, etcd and kubectl for envtest (hack/kube-binaries.sh).
 ENVTEST_ASSETS = $(LOCALBIN)/k8s/$(KUBE_VERSION:v%=%)-$(shell go env GOOS)-$(shell go env GOARCH)
 
@@ -169,12 +192,12 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 .PHONY: kustomize
 kustomize: $(KUSTOMIZE) ## Download kustomize locally if necessary.
 $(KUSTOMIZE): $(LOCALBIN)
-	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION),kustomize)
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Download controller-gen locally if necessary.
 $(CONTROLLER_GEN): $(LOCALBIN)
-	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION),controller-gen)
 
 .PHONY: setup-envtest
 setup-envtest: ## Provide kube-apiserver, etcd and kubectl for envtest in bin/k8s (downloaded, or built from Go modules; cached).
@@ -187,20 +210,22 @@ test-deps: ## Install redis-server and ZooKeeper (Debian packages) if they are m
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.
 $(GOLANGCI_LINT): $(LOCALBIN)
-	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION),golangci-lint)
 
-# go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
-# $1 - target path with name of binary
+# go-install-tool installs a Go tool into a file named with its version and
+# the Go version that built it, and links bin/NAME to it for people.
+# $1 - the versioned binary to create
 # $2 - package url which can be installed
 # $3 - specific version of package
+# $4 - the name the package's binary has (and the link's)
 define go-install-tool
-@[ -f "$(1)-$(3)" ] || { \
+@[ -f "$(1)" ] || { \
 set -e; \
 package=$(2)@$(3) ;\
-echo "Downloading $${package}" ;\
-rm -f $(1) || true ;\
+echo "Installing $${package} with $(GOVERSION)" ;\
+rm -f $(LOCALBIN)/$(4) || true ;\
 GOBIN=$(LOCALBIN) go install $${package} ;\
-mv $(1) $(1)-$(3) ;\
+mv $(LOCALBIN)/$(4) $(1) ;\
 } ;\
-ln -sf $(1)-$(3) $(1)
+ln -sf $(notdir $(1)) $(LOCALBIN)/$(4)
 endef
