@@ -17,8 +17,10 @@ limitations under the License.
 package faults
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -123,8 +125,29 @@ func slowLinks(ctx context.Context, ce *cell, delay, d time.Duration, proxies ..
 
 func TestZooKeeperSessionExpired(t *testing.T) {
 	scenario{name: "zookeeper: the manager's session expired", backends: zkOnly, inject: func(ctx context.Context, ce *cell) error {
-		return cutLinks(ctx, ce, 2*zkSessionTimeout, ce.zkProxies...)
+		before := expiredSessions(ce.s.zk)
+		if err := cutLinks(ctx, ce, 2*zkSessionTimeout, ce.zkProxies...); err != nil {
+			return err
+		}
+		// The fault is the expiry: make sure the ensemble did expire it.
+		for expiredSessions(ce.s.zk) == before {
+			if err := sleep(ctx, 100*time.Millisecond); err != nil {
+				return fmt.Errorf("the ensemble logged no session expiry after the links were cut for %v: %w", 2*zkSessionTimeout, err)
+			}
+		}
+		return nil
 	}}.run(t)
+}
+
+// expiredSessions counts the sessions the ensemble's servers have expired,
+// from their logs.
+func expiredSessions(ens *testservers.ZooKeeperEnsemble) int {
+	n := 0
+	for _, node := range ens.Nodes {
+		data, _ := os.ReadFile(node.LogPath())
+		n += bytes.Count(data, []byte("Expiring session"))
+	}
+	return n
 }
 
 func TestZooKeeperLeaderNodeKilled(t *testing.T) {

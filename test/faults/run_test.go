@@ -42,6 +42,10 @@ type scenario struct {
 	inject func(ctx context.Context, ce *cell) error
 	// check, when set, checks more of the history than every cell does.
 	check func(t *testing.T, ce *cell, events []history.Event)
+	// selfTest marks the scenario that breaks the lock on purpose, to show
+	// that the harness sees it: it must find every kind of violation, and
+	// it is not a row of the table.
+	selfTest bool
 }
 
 var bothBackends = []string{redisBackend, zkBackend}
@@ -149,6 +153,15 @@ func (ce *cell) finish(t *testing.T, sc scenario, backend string, elapsed time.D
 		t.Fatal(err)
 	}
 	report := history.Check(events, history.Options{})
+	if sc.selfTest {
+		t.Logf("the self-test's history, as the checker sees it: %d overlaps, %d token regressions, %d stuck waiters",
+			len(report.Overlaps), len(report.Regressions), len(report.Stuck))
+		if len(report.Overlaps) == 0 || len(report.Regressions) == 0 || len(report.Stuck) == 0 {
+			t.Errorf("the checker missed a violation made on purpose: %d overlaps, %d regressions, %d stuck; want each above 0",
+				len(report.Overlaps), len(report.Regressions), len(report.Stuck))
+		}
+		return
+	}
 	if sc.check != nil {
 		sc.check(t, ce, events)
 	}
