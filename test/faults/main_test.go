@@ -75,7 +75,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	s := &suite{profile: prof, crdDir: filepath.Join("..", "..", "config", "crd", "bases"), results: &table{}}
+	s := &suite{profile: prof, crdDir: filepath.Join("..", "..", "config", "crd", "bases"), results: &table{commit: sourceCommit()}}
 	code := s.run(m)
 	s.results.print(os.Stdout, prof)
 	if path := os.Getenv("FAULTS_TABLE"); path != "" {

@@ -45,8 +45,26 @@ type row struct {
 
 // table collects the rows of every cell.
 type table struct {
+	// commit names what the manager was built from.
+	commit string
+
 	mu   sync.Mutex
 	rows []row
+}
+
+// sourceCommit names the commit of the tree the manager is built from, and
+// says so when the tree differs from it. Read when the run starts: the
+// tree may move on while it runs.
+func sourceCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "an unknown commit"
+	}
+	commit := "commit " + strings.TrimSpace(string(out))
+	if exec.Command("git", "diff-index", "--quiet", "HEAD", "--", "../..").Run() != nil {
+		commit += " with uncommitted changes"
+	}
+	return commit
 }
 
 func (tb *table) add(r row) {
@@ -64,11 +82,7 @@ func (tb *table) print(w io.Writer, prof profile) {
 	if len(tb.rows) == 0 {
 		return
 	}
-	commit := "unknown commit"
-	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
-		commit = "commit " + strings.TrimSpace(string(out))
-	}
-	fmt.Fprintf(w, "\n`make test-faults FAULTS_PROFILE=%s` at %s, %s:\n\n", prof.name, commit, time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(w, "\n`make test-faults FAULTS_PROFILE=%s` at %s, %s:\n\n", prof.name, tb.commit, time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintln(w, "| scenario | backend | handoffs | faults | overlaps | token regressions | stuck waiters | worst recovery "+
 		"(heal → next grant) | handoff p50 / p99 | cell time | notes |")
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
