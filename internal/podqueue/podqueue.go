@@ -152,11 +152,24 @@ func (x *Index) Len(lock types.NamespacedName) int {
 }
 
 // Ascend calls fn with the pods in lock's line, first in line first, until
-// fn returns false. fn must not call the Index's Set or Delete.
+// fn returns false. It walks a snapshot of the line taken when it was called
+// (a copy-on-write clone, O(1)) and holds no lock while fn runs, so fn may
+// call any method of the Index, and pod events are not held up meanwhile.
+// (Holding the read lock across fn deadlocked: fn's own read lock waited
+// behind a pod event's pending write lock, which waited for the first.)
 func (x *Index) Ascend(lock types.NamespacedName, fn func(*corev1.Pod) bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	if line := x.lines[lock]; line != nil {
+	if line := x.snapshot(lock); line != nil {
 		line.Ascend(fn)
 	}
+}
+
+// snapshot returns a clone of lock's line, or nil. Cloning marks the
+// original copy-on-write, which is a write: it takes the write lock.
+func (x *Index) snapshot(lock types.NamespacedName) *btree.BTreeG[*corev1.Pod] {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if line := x.lines[lock]; line != nil {
+		return line.Clone()
+	}
+	return nil
 }

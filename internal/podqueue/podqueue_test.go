@@ -187,6 +187,54 @@ func TestAscendStopsWhenAsked(t *testing.T) {
 	}
 }
 
+// TestPodEventsAndReadsGoOnWhileALineIsWalked is the deadlock a reconcile
+// once hit: while it walked a line (and read the line's length inside the
+// walk), a pod event arrived. The event's Set must complete while the walk's
+// callback runs, and the callback's own reads must not wait for it. With a
+// read lock held across the walk, the Set waits for the walk and the read
+// inside the walk waits for the Set: this test then times out instead.
+func TestPodEventsAndReadsGoOnWhileALineIsWalked(t *testing.T) {
+	x := New(label, waits)
+	lock := types.NamespacedName{Namespace: "ns", Name: "L"}
+	x.Set(pod("ns", "a", 1, "L"))
+	x.Set(pod("ns", "b", 2, "L"))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var walked []string
+		x.Ascend(lock, func(p *corev1.Pod) bool {
+			walked = append(walked, p.Name)
+			if p.Name != "a" {
+				return true
+			}
+			set := make(chan struct{})
+			go func() { x.Set(pod("ns", "c", 3, "L")); close(set) }()
+			select {
+			case <-set:
+			case <-time.After(10 * time.Second):
+				t.Errorf("a pod event's Set waited for a walk of the line")
+				return false
+			}
+			if n := x.Len(lock); n != 3 {
+				t.Errorf("Len inside the walk = %d, want 3 (the Set has completed)", n)
+			}
+			return true
+		})
+		// The walk sees the line as it was when it began.
+		if want := []string{"a", "b"}; !slices.Equal(walked, want) {
+			t.Errorf("walked %v, want %v", walked, want)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("walking a line while a pod event arrived deadlocked")
+	}
+	if got, want := line(x, "ns", "L"), []string{"a", "b", "c"}; !slices.Equal(got, want) {
+		t.Errorf("line after the walk = %v, want %v", got, want)
+	}
+}
+
 // BenchmarkArrivalsOnOneLock is the cost of one pod arriving in, and one
 // leaving, a line that already holds b.N pods: it grows as log n, where
 // listing and sorting the line on every event grew as n log n.
