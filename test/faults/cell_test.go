@@ -27,6 +27,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -189,7 +190,7 @@ func (ce *cell) writeSecret(ctx context.Context, password string) {
 	}
 	err := retry(ctx, func() error {
 		err := ce.c.Create(ctx, secret.DeepCopy())
-		if err != nil && strings.Contains(err.Error(), "already exists") {
+		if apierrors.IsAlreadyExists(err) {
 			return ce.c.Update(ctx, secret.DeepCopy())
 		}
 		return err
@@ -271,9 +272,7 @@ func (ce *cell) startManager(env *envtest.Environment, name string, cfg *rest.Co
 
 // fault and heal record a fault's injection and healing.
 func (ce *cell) fault(name string) {
-	if err := ce.rec.Record(history.Event{Kind: history.Fault, Holder: name}); err != nil {
-		ce.t.Error(err)
-	}
+	ce.record(history.Event{Kind: history.Fault, Holder: name})
 }
 
 func (ce *cell) heal(name string) { ce.healAt(name, "", time.Time{}) }
@@ -282,9 +281,7 @@ func (ce *cell) heal(name string) { ce.healAt(name, "", time.Time{}) }
 // at a given time (now when zero): the recovery is measured to that lock's
 // next grant.
 func (ce *cell) healAt(name, lock string, at time.Time) {
-	if err := ce.rec.Record(history.Event{Kind: history.Heal, Holder: name, Lock: lock, At: at}); err != nil {
-		ce.t.Error(err)
-	}
+	ce.record(history.Event{Kind: history.Heal, Holder: name, Lock: lock, At: at})
 }
 
 // note adds a remark to the cell's row.

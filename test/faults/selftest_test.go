@@ -39,11 +39,11 @@ func TestTheHarnessSeesALockBrokenOnPurpose(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				lock := ce.lockNames()[0]
-				ce.driver0Record(history.Event{Kind: history.Request, Lock: lock, Holder: "never-served"})
+				ce.record(history.Event{Kind: history.Request, Lock: lock, Holder: "never-served"})
 				for ctx.Err() == nil {
-					ce.driver0Record(history.Event{Kind: history.Enter, Lock: lock, Holder: "ignorer", Token: 1})
+					ce.record(history.Event{Kind: history.Enter, Lock: lock, Holder: "ignorer", Token: 1})
 					_ = sleep(ctx, 30*time.Millisecond)
-					ce.driver0Record(history.Event{Kind: history.Exit, Lock: lock, Holder: "ignorer"})
+					ce.record(history.Event{Kind: history.Exit, Lock: lock, Holder: "ignorer"})
 					_ = sleep(ctx, 30*time.Millisecond)
 				}
 			}()

@@ -130,7 +130,7 @@ func (ce *cell) startOutsiders(ctx context.Context) error {
 	var closers []func()
 	for i, name := range ce.lockNames() {
 		key := ce.lockSpec(name).Key
-		o := &outsider{name: fmt.Sprintf("outsider-%d", i), lock: name, rec: ce.driver0Record}
+		o := &outsider{name: fmt.Sprintf("outsider-%d", i), lock: name, rec: ce.record}
 		switch ce.spec.backend {
 		case redisBackend:
 			o.tryLock, o.unlock = ce.redisRecipe(key, &closers)
@@ -160,7 +160,8 @@ func (ce *cell) startOutsiders(ctx context.Context) error {
 	return nil
 }
 
-func (ce *cell) driver0Record(e history.Event) {
+// record appends e to the cell's history.
+func (ce *cell) record(e history.Event) {
 	if err := ce.rec.Record(e); err != nil {
 		ce.t.Error(err)
 	}
