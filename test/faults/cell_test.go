@@ -289,30 +289,35 @@ func (ce *cell) note(format string, args ...any) {
 	ce.notes = append(ce.notes, fmt.Sprintf(format, args...))
 }
 
-// leader is the replica the election Lease names now (nil if none).
-func (ce *cell) leader(ctx context.Context) *manager {
+// leader is the replica the election Lease names now, and the identity the
+// Lease names (nil and "" if none; nil if no running replica has that
+// identity, as after its process was killed).
+func (ce *cell) leader(ctx context.Context) (*manager, string) {
 	var lease coordinationv1.Lease
 	if err := ce.c.Get(ctx, client.ObjectKey{Namespace: ce.ns, Name: leader.DefaultLeaseName}, &lease); err != nil ||
 		lease.Spec.HolderIdentity == nil {
-		return nil
+		return nil, ""
 	}
 	for _, m := range ce.managers {
 		if m.identity() == *lease.Spec.HolderIdentity {
-			return m
+			return m, *lease.Spec.HolderIdentity
 		}
 	}
-	return nil
+	return nil, *lease.Spec.HolderIdentity
 }
 
-// waitLeader waits until a replica other than not leads.
-func (ce *cell) waitLeader(ctx context.Context, not *manager) (*manager, error) {
+// waitLeader waits until a running replica leads whose identity is not
+// formerIdentity ("" for any). A replica's process gets a new identity each
+// time it starts, so after a leader's process is killed the new leader may
+// be another replica or the killed one started again: either has taken over.
+func (ce *cell) waitLeader(ctx context.Context, formerIdentity string) (*manager, string, error) {
 	for {
-		if m := ce.leader(ctx); m != nil && m != not {
-			return m, nil
+		if m, identity := ce.leader(ctx); m != nil && identity != formerIdentity {
+			return m, identity, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("no replica leads: %w", ctx.Err())
+			return nil, "", fmt.Errorf("no replica leads but %q: %w", formerIdentity, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -54,7 +54,7 @@ func TestTwoReplicasRollingRestart(t *testing.T) {
 // started it again.
 func killLeader(midHandoff bool) func(ctx context.Context, ce *cell) error {
 	return func(ctx context.Context, ce *cell) error {
-		m, err := ce.waitLeader(ctx, nil)
+		m, former, err := ce.waitLeader(ctx, "")
 		if err != nil {
 			return err
 		}
@@ -70,10 +70,15 @@ func killLeader(midHandoff bool) func(ctx context.Context, ce *cell) error {
 		killed := time.Now()
 		ce.fault("leader killed")
 		if len(ce.managers) > 1 {
-			if _, err := ce.waitLeader(ctx, m); err != nil {
+			next, _, err := ce.waitLeader(ctx, former)
+			if err != nil {
 				return err
 			}
-			ce.note("takeover %s", ms(time.Since(killed)))
+			if next == m {
+				ce.note("takeover %s by the killed replica, started again", ms(time.Since(killed)))
+			} else {
+				ce.note("takeover %s", ms(time.Since(killed)))
+			}
 		}
 		if err := waitLaunched(ctx, m, launches); err != nil {
 			return err
@@ -96,7 +101,7 @@ func waitLaunched(ctx context.Context, m *manager, launches int) error {
 // pauseLeader stops the leading replica for longer than the lock lease, and
 // resumes it.
 func pauseLeader(ctx context.Context, ce *cell) error {
-	m, err := ce.waitLeader(ctx, nil)
+	m, former, err := ce.waitLeader(ctx, "")
 	if err != nil {
 		return err
 	}
@@ -106,7 +111,7 @@ func pauseLeader(ctx context.Context, ce *cell) error {
 	ce.fault("leader paused")
 	paused := time.Now()
 	if len(ce.managers) > 1 {
-		if _, err := ce.waitLeader(ctx, m); err != nil {
+		if _, _, err := ce.waitLeader(ctx, former); err != nil {
 			return err
 		}
 		ce.note("takeover %s", ms(time.Since(paused)))
