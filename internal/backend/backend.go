@@ -146,6 +146,15 @@ type AcquireOptions struct {
 	// queued Lease; an Acquire of the same holder without Queue gives it up.
 	// Backends without a queue (Redis) ignore it.
 	Queue bool
+	// Limit is how many holders the lock admits at once. 0 and 1 make it a
+	// mutex, with the backend's mutex recipe; 2 or more a semaphore, with
+	// the backend's semaphore recipe (see each backend's package doc). A
+	// new hold is taken only while fewer than Limit holds exist; lowering
+	// Limit below the number of holds never ends one. A mutex and a
+	// semaphore on the same key exclude each other: while either has a
+	// hold, the other takes none. Renew, Release, Inspect and Purge find
+	// the recipe by themselves.
+	Limit int
 }
 
 // AcquireOption sets a field of AcquireOptions.
@@ -159,6 +168,11 @@ func WithMinToken(token int64) AcquireOption {
 // WithQueue sets AcquireOptions.Queue.
 func WithQueue() AcquireOption {
 	return func(o *AcquireOptions) { o.Queue = true }
+}
+
+// WithLimit sets AcquireOptions.Limit.
+func WithLimit(n int) AcquireOption {
+	return func(o *AcquireOptions) { o.Limit = n }
 }
 
 // NewAcquireOptions applies opts to the zero AcquireOptions.
@@ -186,6 +200,18 @@ type State struct {
 	// TTL is the remaining time before the hold expires without a renewal;
 	// zero when the hold has no expiry the backend can report.
 	TTL time.Duration
+	// Holds lists every hold when the key holds a semaphore (a semaphore's
+	// holds, oldest first; Holder, Token and TTL above are the first's),
+	// and is nil for a mutex.
+	Holds []Hold
+}
+
+// Hold is one hold of a semaphore, as Inspect reports it.
+type Hold struct {
+	// Holder, Token and TTL are as in State.
+	Holder string
+	Token  int64
+	TTL    time.Duration
 }
 
 // Locker holds locks in one backend server or ensemble on behalf of holders.
