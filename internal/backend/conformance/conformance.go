@@ -111,6 +111,7 @@ func Run(t *testing.T, h Harness) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
 	}
+	t.Run("semaphore", func(t *testing.T) { runSemaphore(t, h) })
 }
 
 func mustAcquire(ctx context.Context, t *testing.T, l backend.Locker, key, holder string, ttl time.Duration) backend.Lease {

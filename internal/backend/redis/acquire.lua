@@ -1,5 +1,5 @@
--- acquire.lua takes the lock at KEYS[1] for a holder, or confirms that the
--- holder already has it.
+-- acquire.lua takes the mutex at KEYS[1] for a holder, or confirms that the
+-- holder already has it. (prelude.lua comes before it.)
 --
 -- KEYS[1]  the lock key
 -- KEYS[2]  the fencing counter key: KEYS[1] .. ":fencing", or on a Redis
@@ -8,63 +8,31 @@
 -- ARGV[2]  the TTL in milliseconds
 -- ARGV[3]  the fencing floor: a new hold's token must exceed it ("0": none)
 --
--- Returns {taken, value, pttl}: taken is 1 when the caller holds the lock
--- afterwards (newly taken, or already its own), 0 when someone else does,
--- -1 when the lock is free but no token above the floor can be handed out
--- (nothing is changed then); value is the key's value (the caller's, or the
--- current holder's); pttl is the remaining TTL in milliseconds (-1 if the
--- holder set none).
-
--- greater compares two non-negative decimal integers without leading zeros
--- exactly (Lua numbers are doubles, exact only up to 2^53).
-local function greater(a, b)
-  if #a ~= #b then
-    return #a > #b
-  end
-  return a > b
-end
+-- Returns {taken, value, n}:
+--   { 1, value, pttl}  the caller holds the lock afterwards (newly taken,
+--                      or already its own); value is its value
+--   { 0, value, pttl}  another holder has it: value is the key's value,
+--                      pttl its remaining TTL (-1 if the holder set none)
+--   {-1, '', 0}        the lock is free but no token above the floor can
+--                      be handed out (nothing is changed)
+--   {-2, '', holds}    the key is a semaphore with that many live holds
 
 local prefix = ARGV[1]
-local current = redis.call('GET', KEYS[1])
-if not current then
-  -- A new hold: its token exceeds both the counter and the floor, which the
-  -- counter is first raised to (after a restart without persistence, or a
-  -- purge, the counter starts again from nothing). Without a floor the
-  -- counter is not read: INCR alone.
-  local floor = ARGV[3]
-  if floor ~= '0' then
-    local counter = redis.call('GET', KEYS[2]) or '0'
-    if greater(floor, counter) then
-      if floor == '9223372036854775807' then
-        return {-1, '', 0}
-      end
-      redis.call('SET', KEYS[2], floor)
-    end
-  end
-  local n = redis.pcall('INCR', KEYS[2])
-  if type(n) == 'table' then
-    if string.find(n.err or '', 'overflow', 1, true) then
-      return {-1, '', 0} -- the counter is at its maximum: nothing changed
-    end
-    return n
-  end
-  -- Lua numbers are doubles: below 10^14 they print exactly; above, the
-  -- counter's own digits are read back.
-  local token
-  if n < 1e14 then
-    token = string.format('%d', n)
-  else
-    token = redis.call('GET', KEYS[2])
+local kind, current = lookup(KEYS[1])
+if kind == 'zset' then
+  return {-2, '', redis.call('ZCARD', KEYS[1])}
+end
+if kind == 'none' then
+  local token = next_token(KEYS[2], ARGV[3])
+  if not token then
+    return {-1, '', 0}
   end
   local value = prefix .. token
   redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
   return {1, value, tonumber(ARGV[2])}
 end
--- The same holder: the prefix matches and only the token's digits follow,
--- so that holder "a" never adopts the hold of holder "a;fence=1". Its token
--- stays, whatever the floor.
-if string.sub(current, 1, #prefix) == prefix
-    and string.match(string.sub(current, #prefix + 1), '^%d+$') then
+-- The same holder keeps its hold and its token, whatever the floor.
+if is_own(current, prefix) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return {1, current, tonumber(ARGV[2])}
 end

@@ -18,7 +18,6 @@ package redis
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"strconv"
@@ -33,22 +32,6 @@ import (
 // fenceSep separates the holder from the fencing token in the value of a
 // lock key.
 const fenceSep = ";fence="
-
-var (
-	//go:embed acquire.lua
-	acquireSrc string
-	//go:embed renew.lua
-	renewSrc string
-	//go:embed release.lua
-	releaseSrc string
-	//go:embed inspect.lua
-	inspectSrc string
-
-	acquireScript = goredis.NewScript(acquireSrc)
-	renewScript   = goredis.NewScript(renewSrc)
-	releaseScript = goredis.NewScript(releaseSrc)
-	inspectScript = goredis.NewScript(inspectSrc)
-)
 
 // locker is the backend.Locker of the Redis backend.
 type locker struct {
@@ -65,11 +48,13 @@ type locker struct {
 
 var _ backend.Locker = (*locker)(nil)
 
-// Acquire implements backend.Locker. With backend.WithMinToken, the
-// fencing counter is first raised to the floor when it is below it, in the
-// same script, so that a new hold's token exceeds the floor; a hold the
-// holder already has keeps its token. The Queue option is ignored: Redis
-// keeps no line, and a lock held by another holder gives the zero Lease.
+// Acquire implements backend.Locker. With backend.WithLimit(n), n >= 2,
+// it takes a permit of the semaphore at key (see acquireSemaphore);
+// otherwise the mutex. With backend.WithMinToken, the fencing counter is
+// first raised to the floor when it is below it, in the same script, so
+// that a new hold's token exceeds the floor; a hold the holder already has
+// keeps its token. The Queue option is ignored: Redis keeps no line, and a
+// lock held by another holder gives the zero Lease.
 func (l *locker) Acquire(ctx context.Context, key, holder string, ttl time.Duration, opts ...backend.AcquireOption) (backend.Lease, error) {
 	if err := validate(key, holder, ttl); err != nil {
 		return backend.Lease{}, fmt.Errorf("redis: acquire %q: %w", key, err)
@@ -78,31 +63,65 @@ func (l *locker) Acquire(ctx context.Context, key, holder string, ttl time.Durat
 	if err != nil {
 		return backend.Lease{}, fmt.Errorf("redis: acquire %q: %w", key, err)
 	}
-	floor := max(backend.NewAcquireOptions(opts...).MinToken, 0)
+	o := backend.NewAcquireOptions(opts...)
+	floor := max(o.MinToken, 0)
+	if o.Limit >= 2 {
+		return l.acquireSemaphore(ctx, key, counter, holder, ttl, floor, o.Limit)
+	}
 	reply, err := acquireScript.Run(ctx, l.client,
 		[]string{key, counter}, holder+fenceSep, ttl.Milliseconds(), strconv.FormatInt(floor, 10)).Slice()
 	if err != nil {
 		return backend.Lease{}, l.wrap(ctx, "acquire", key, err)
 	}
-	if len(reply) != 3 {
-		return backend.Lease{}, fmt.Errorf("redis: acquire %q: unexpected reply %v", key, reply)
+	taken, value, n, err := acquireReply(reply)
+	if err != nil {
+		return backend.Lease{}, fmt.Errorf("redis: acquire %q: %w", key, err)
 	}
-	taken, _ := reply[0].(int64)
-	value, _ := reply[1].(string)
-	pttl, _ := reply[2].(int64)
-	if taken == -1 {
-		return backend.Lease{}, fmt.Errorf("redis: acquire %q for %q: the fencing counter is at its maximum (MinToken %d): %w",
-			key, holder, floor, backend.ErrFencingRegressed)
-	}
-	if taken != 1 {
+	switch taken {
+	case 1:
+		return leaseOf(key, holder, value, n)
+	case 0:
 		return backend.Lease{}, fmt.Errorf("redis: acquire %q for %q: %s: %w",
-			key, holder, describe(parseValue(value, pttl)), backend.ErrNotAcquired)
+			key, holder, describe(parseValue(value, n)), backend.ErrNotAcquired)
+	case -1:
+		return backend.Lease{}, regressed(key, holder, floor)
+	case -2:
+		return backend.Lease{}, fmt.Errorf("redis: acquire %q for %q: held by a semaphore with %d holds: %w",
+			key, holder, n, backend.ErrNotAcquired)
 	}
-	st := parseValue(value, pttl)
+	return backend.Lease{}, fmt.Errorf("redis: acquire %q: unexpected reply %v", key, reply)
+}
+
+// acquireReply splits the {status, value, number} reply of an acquire
+// script.
+func acquireReply(reply []any) (status int64, value string, n int64, err error) {
+	if len(reply) != 3 {
+		return 0, "", 0, fmt.Errorf("unexpected reply %v", reply)
+	}
+	status, ok1 := reply[0].(int64)
+	value, ok2 := reply[1].(string)
+	n, ok3 := reply[2].(int64)
+	if !ok1 || !ok2 || !ok3 {
+		return 0, "", 0, fmt.Errorf("unexpected reply %v", reply)
+	}
+	return status, value, n, nil
+}
+
+// leaseOf is the Lease of a hold just taken or confirmed, from the value
+// (or semaphore member) the script wrote and its TTL in milliseconds.
+func leaseOf(key, holder, value string, ttlMillis int64) (backend.Lease, error) {
+	st := parseValue(value, ttlMillis)
 	if st.Holder != holder || st.Token <= 0 {
 		return backend.Lease{}, fmt.Errorf("redis: acquire %q: unexpected value %q", key, value)
 	}
 	return backend.Lease{Key: key, Holder: holder, Token: st.Token, TTL: st.TTL}, nil
+}
+
+// regressed is the error of an acquire script that could hand out no token
+// above floor.
+func regressed(key, holder string, floor int64) error {
+	return fmt.Errorf("redis: acquire %q for %q: the fencing counter is at its maximum (MinToken %d): %w",
+		key, holder, floor, backend.ErrFencingRegressed)
 }
 
 // Renew implements backend.Locker.
@@ -191,25 +210,38 @@ func (l *locker) Release(ctx context.Context, lease backend.Lease) error {
 	return nil
 }
 
-// Inspect implements backend.Locker.
+// Inspect implements backend.Locker. On a semaphore it lists every hold
+// (see parseHolds).
 func (l *locker) Inspect(ctx context.Context, key string) (backend.State, error) {
+	return l.inspect(ctx, "inspect", key)
+}
+
+// inspect runs the inspect script for the operation op (for errors).
+func (l *locker) inspect(ctx context.Context, op, key string) (backend.State, error) {
 	if key == "" {
-		return backend.State{}, errors.New("redis: inspect: empty key")
+		return backend.State{}, fmt.Errorf("redis: %s: empty key", op)
 	}
 	reply, err := inspectScript.Run(ctx, l.client, []string{key}).Slice()
 	if err != nil {
-		return backend.State{}, l.wrap(ctx, "inspect", key, err)
+		return backend.State{}, l.wrap(ctx, op, key, err)
 	}
 	switch len(reply) {
 	case 0:
 		return backend.State{}, nil
+	case 1:
+		if pairs, ok := reply[0].([]any); ok {
+			if st, err := parseHolds(pairs); err == nil {
+				return st, nil
+			}
+		}
 	case 2:
-		value, _ := reply[0].(string)
-		pttl, _ := reply[1].(int64)
-		return parseValue(value, pttl), nil
-	default:
-		return backend.State{}, fmt.Errorf("redis: inspect %q: unexpected reply %v", key, reply)
+		value, ok1 := reply[0].(string)
+		pttl, ok2 := reply[1].(int64)
+		if ok1 && ok2 {
+			return parseValue(value, pttl), nil
+		}
 	}
+	return backend.State{}, fmt.Errorf("redis: %s %q: unexpected reply %v", op, key, reply)
 }
 
 // Purge implements backend.Locker. It keeps the fencing counter: once a lock
@@ -217,17 +249,15 @@ func (l *locker) Inspect(ctx context.Context, key string) (backend.State, error)
 // token handed out on the key, and a pod or a protected resource may still
 // remember that token. A lock created again on the key goes on counting
 // from it. The counter is one small key; delete it by hand only when the
-// key is retired for good.
+// key is retired for good. Purge refuses a held mutex or a semaphore with a
+// live hold; a semaphore whose holds have all expired is pruned away.
 func (l *locker) Purge(ctx context.Context, key string) error {
-	if key == "" {
-		return errors.New("redis: purge: empty key")
-	}
-	n, err := l.client.Exists(ctx, key).Result()
+	st, err := l.inspect(ctx, "purge", key)
 	if err != nil {
-		return l.wrap(ctx, "purge", key, err)
+		return err
 	}
-	if n != 0 {
-		return fmt.Errorf("redis: purge %q: the lock is held: %w", key, backend.ErrNotAcquired)
+	if st.Held {
+		return fmt.Errorf("redis: purge %q: the lock is %s: %w", key, describe(st), backend.ErrNotAcquired)
 	}
 	return nil
 }
@@ -285,6 +315,9 @@ func parseValue(value string, pttl int64) backend.State {
 // describe says who holds a lock, for error messages.
 func describe(st backend.State) string {
 	var b strings.Builder
+	if len(st.Holds) > 0 {
+		fmt.Fprintf(&b, "held by a semaphore with %d holds, the first ", len(st.Holds))
+	}
 	if st.Token > 0 {
 		fmt.Fprintf(&b, "held by %q with fencing token %d", st.Holder, st.Token)
 	} else {
