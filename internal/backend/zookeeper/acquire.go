@@ -35,15 +35,28 @@ var errRetry = errors.New("the lock changed during the attempt")
 func retry(why string) error { return fmt.Errorf("%w: %s", errRetry, why) }
 
 // Acquire implements backend.Locker. See the package documentation for the
-// queue (backend.WithQueue) and the fencing floor (backend.WithMinToken),
-// and decide.go for the order of its requests.
+// queue (backend.WithQueue), the fencing floor (backend.WithMinToken) and
+// semaphores (backend.WithLimit), decide.go for the order of a mutex's
+// requests and semaphore.go for a semaphore's.
 func (l *locker) Acquire(
 	ctx context.Context, key, holder string, ttl time.Duration, opts ...backend.AcquireOption,
 ) (backend.Lease, error) {
 	if err := validate(key, holder, ttl); err != nil {
 		return backend.Lease{}, fmt.Errorf("zookeeper: acquire %q: %w", key, err)
 	}
-	a := acquisition{l: l, key: key, owner: l.hints.owner(holder), ttl: ttl, opts: backend.NewAcquireOptions(opts...)}
+	o := backend.NewAcquireOptions(opts...)
+	if o.Limit >= 2 {
+		return l.acquireSemaphore(ctx, key, holder, ttl, o)
+	}
+	return l.acquireMutex(ctx, key, holder, ttl, o)
+}
+
+// acquireMutex is Acquire of the mutex at key (a Limit of 0 or 1), and of
+// a semaphore's guard mutex.
+func (l *locker) acquireMutex(
+	ctx context.Context, key, holder string, ttl time.Duration, opts backend.AcquireOptions,
+) (backend.Lease, error) {
+	a := acquisition{l: l, key: key, owner: l.hints.owner(holder), ttl: ttl, opts: opts}
 	for try := 1; ; try++ {
 		lease, err := a.attempt(ctx)
 		if !errors.Is(err, errRetry) {

@@ -59,10 +59,10 @@ limitations under the License.
 // Each of them excludes distlock's exclusive lock: a reader holds off a
 // writer. They are ordered by sequence number, which the parent assigns to
 // all its sequential children alike, whatever their names; the first one
-// holds the lock. Other children are ignored; semaphores (Curator's
-// InterProcessSemaphoreV2 keeps "locks" and "leases" children, kazoo's
-// Semaphore plain "<hex>" children and a lock at "<path>-__lock__") are not
-// locks and do not exclude anyone here.
+// holds the lock. Other children are ignored, except a semaphore's "leases"
+// child (see Semaphores): its lease nodes hold the mutex off. kazoo's
+// Semaphore (plain "<hex>" children and a lock at "<path>-__lock__") is not
+// recognised and excludes no one here.
 //
 // Whether an outside program sees distlock's nodes depends on its parser,
 // which is why the naming is a setting. Curator sorts every child by the
@@ -207,6 +207,79 @@ limitations under the License.
 //     returns carries a Handle, so this happens once per restart and hold.
 //   - Watch: 1 (the node before the holder's place, which the last Acquire
 //     saw, watched by name), else 2.
+//   - Semaphores use no hints and no tap-ordered pipelines beyond the guard
+//     mutex's: a new hold costs 5 (P and P/leases listed together; the
+//     guard taken; P/leases listed under it; the lease node created; the
+//     guard released while P is listed), a hold taken again 3, Renew and
+//     Release with the Handle 1.
+//
+// # Semaphores
+//
+// Acquire with backend.WithLimit(n), n >= 2, takes one of n holds of a
+// semaphore, in the layout of Apache Curator's InterProcessSemaphoreV2 on
+// the lock path P, so that Curator clients with the same path and
+// maxLeases share it:
+//
+//	P/locks/_c_<UUID>-lock-<seq>    the guard mutex: places in line, as for a mutex
+//	P/leases/_c_<UUID>-lease-<seq>  one lease node per hold
+//
+// Only a holder of the guard mutex creates a lease node, so while it holds
+// the guard the number of lease nodes can only fall. Curator's client takes
+// the guard (an InterProcessMutex at P/locks), creates its lease node (a
+// protected EPHEMERAL_SEQUENTIAL node, its data the client's IP address by
+// default), lists P/leases and holds once it has at most maxLeases
+// children, else waits, still holding the guard, on a children watch; then
+// it releases the guard. Release deletes the lease node.
+//
+// distlock's Acquire never waits. It lists P/leases: a lease node of the
+// holder (found by the holder-derived prefix of its UUID, as for a mutex)
+// is its hold, adopted with its token and its clock restarted. Otherwise it
+// takes the guard with this package's mutex (so distlock's holders and
+// Curator clients get it in arrival order; with WithQueue the place is
+// kept, as for a mutex, and the error comes with a queued Lease). Holding
+// the guard, it lists P/leases again and, when there are fewer than n
+// children (every child counts, as Curator counts them; a Curator client
+// waiting for room is counted, which errs on the safe side), creates its
+// lease node, a PERSISTENT_SEQUENTIAL_WITH_TTL node (not ephemeral, for the
+// reason given below) with the holder identity as data; the hold's token
+// is the node's creation zxid. It releases the guard at once. When the
+// semaphore is full, with WithQueue it keeps the guard, first in line as a
+// waiting Curator client does, and returns a queued Lease; without, it
+// gives the guard up. Either way the result is backend.ErrNotAcquired.
+//
+// A Curator client sees distlock's lease nodes as other clients' leases
+// (protected names, counted alike) and distlock's guard places as other
+// InterProcessMutex contenders; distlock's nodes outlive its session, and
+// an unrenewed one goes when its TTL has passed (and the container manager
+// ran), as a crashed Curator client's lease goes with its session.
+//
+// A mutex and a semaphore on the same path exclude each other by the age
+// of their nodes: each side creates its node and then looks at the other
+// side's (a mutex Acquire lists P/leases, a semaphore Acquire the
+// contenders at P), and the younger gives way. A mutex node younger than a
+// lease node does not hold (with WithQueue it stays first in line and
+// waits for the semaphore's holds to go); a lease node younger than the
+// first contender at P is no hold and is deleted. A waiting mutex holder
+// therefore holds new semaphore holds off while existing ones run out. A
+// mutex Acquire reads P/leases only when P has a "leases" child: a path
+// that never held a semaphore costs the mutex nothing. Curator's own
+// clients do not make this check.
+//
+// Renew, Release, Inspect and Purge are not told the Limit. A semaphore
+// hold's Handle names its lease node ("lease:<name>/<token>"); a queued
+// Lease's names its place in the guard mutex ("guard:<mutex handle>").
+// Without a Handle, they look for the holder's lease node under P/leases
+// when P has a "leases" child, then for a mutex node at P, then for a place
+// under P/locks. Renew writes the lease node, only while it exists and has
+// the Lease's token as creation zxid, and never creates one; Release
+// deletes it (and any place of the holder's in the guard mutex). Inspect
+// reports every lease node in State.Holds, oldest first (Holder is the
+// holder identity for distlock's nodes, the node name for others'), and
+// cannot report TTLs. Purge refuses while a lease node or a place in line
+// exists, and deletes the empty P/locks and P/leases this package made.
+// Watch closes its channel when the predecessor of the holder's place (at
+// P or in the guard mutex) goes, or, for a holder first in line, when the
+// children of P/leases change.
 //
 // # Leases and Handles
 //

@@ -36,6 +36,14 @@ func wrap(op, key string, err error) error {
 	return backend.Wrap("zookeeper", op, key, classify(err), err)
 }
 
+// wrapIf is wrap, or nil when err is nil.
+func wrapIf(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return wrap(op, key, err)
+}
+
 // classify maps a go-zookeeper error to backend.ErrUnauthorized (the server
 // refused the credentials, or the node's ACL does not admit them),
 // backend.ErrUnreachable (no server answered, or not in time), or nil.

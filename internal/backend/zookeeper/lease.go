@@ -52,6 +52,9 @@ func (l *locker) Renew(ctx context.Context, lease backend.Lease, ttl time.Durati
 		return fmt.Errorf("zookeeper: renew %q for %q (token %d): %s: %w",
 			key, lease.Holder, lease.Token, why, backend.ErrNotHeld)
 	}
+	if name, ok := parseLeaseHandle(lease, l.hints.owner(lease.Holder)); ok {
+		return l.renewLease(ctx, lease, name, -1, ttl, notHeld)
+	}
 	h, ok := parseHandle(lease, l.hints.owner(lease.Holder))
 	if !ok {
 		return l.renewByPrefix(ctx, lease, ttl, notHeld)
@@ -69,13 +72,21 @@ func (l *locker) Renew(ctx context.Context, lease backend.Lease, ttl time.Durati
 	return lease, nil
 }
 
-// renewByPrefix renews a Lease without a Handle: the holder's node must
-// come first and have the Lease's token as creation zxid.
+// renewByPrefix renews a Lease without a Handle: the holder's lease node
+// with the Lease's token when the lock path has a semaphore's nodes, else
+// the holder's node, which must come first and have the Lease's token as
+// creation zxid.
 func (l *locker) renewByPrefix(ctx context.Context, lease backend.Lease, ttl time.Duration, notHeld func(string) error) (
 	backend.Lease, error) {
 	key, own := lease.Key, l.hints.owner(lease.Holder)
 	for attempt := 1; ; attempt++ {
 		v, kind, err := l.observeAndRead(ctx, key)
+		if err == nil && v.leases {
+			// A semaphore's hold, if the holder has a lease node.
+			if renewed, ok, err := l.renewLeaseByPrefix(ctx, lease, ttl, notHeld); ok {
+				return renewed, err
+			}
+		}
 		switch {
 		case errors.Is(err, zk.ErrNoNode):
 			return backend.Lease{}, notHeld("the lock node is gone")
@@ -154,6 +165,16 @@ func (l *locker) Release(ctx context.Context, lease backend.Lease) error {
 	if err := validateKey(lease.Key); err != nil {
 		return fmt.Errorf("zookeeper: release %q: %w", lease.Key, err)
 	}
+	if guard, ok := guardLease(lease); ok {
+		// A place in line for a semaphore's guard mutex.
+		return l.Release(ctx, guard)
+	}
+	if name, ok := parseLeaseHandle(lease, l.hints.owner(lease.Holder)); ok {
+		if _, err := l.releaseSemaphore(ctx, lease, name); err != nil {
+			return wrap("release", lease.Key, err)
+		}
+		return nil
+	}
 	h, ok := parseHandle(lease, l.hints.owner(lease.Holder))
 	if !ok {
 		var found bool
@@ -174,7 +195,9 @@ func (l *locker) Release(ctx context.Context, lease backend.Lease) error {
 }
 
 // findHold finds the holder's node whose creation zxid is the lease's
-// token. It reports false when there is none.
+// token. It reports false when there is none, or when the Lease was a
+// semaphore's, which it then releases: the holder's lease node under
+// P/leases, or its place in line for the guard mutex at P/locks.
 func (l *locker) findHold(ctx context.Context, lease backend.Lease) (handle, bool, error) {
 	key := lease.Key
 	v, kind, err := l.observeAndRead(ctx, key)
@@ -183,6 +206,11 @@ func (l *locker) findHold(ctx context.Context, lease backend.Lease) (handle, boo
 	}
 	if err != nil {
 		return handle{}, false, wrap("release", key, err)
+	}
+	if v.leases {
+		if released, err := l.releaseSemaphore(ctx, lease, ""); released || err != nil {
+			return handle{}, false, wrapIf("release", key, err)
+		}
 	}
 	for _, n := range l.hints.owner(lease.Holder).mine(v.contenders) {
 		stat, err := l.stat(ctx, n.path(key))
@@ -195,6 +223,10 @@ func (l *locker) findHold(ctx context.Context, lease backend.Lease) (handle, boo
 		if stat.Czxid == lease.Token {
 			return l.handleFor(key, lease.Holder, v, kind, n, lease.Token), true, nil
 		}
+	}
+	if v.locks {
+		guard := backend.Lease{Key: guardKey(key), Holder: lease.Holder, Token: lease.Token}
+		return handle{}, false, l.Release(ctx, guard)
 	}
 	return handle{}, false, nil
 }

@@ -28,13 +28,24 @@ import (
 )
 
 // Inspect implements backend.Locker. The State's TTL is always zero: the
-// server does not report a node's TTL.
+// server does not report a node's TTL. When the lock path has a
+// semaphore's lease nodes, it reports them all (State.Holds), oldest
+// first.
 func (l *locker) Inspect(ctx context.Context, key string) (backend.State, error) {
 	if err := validateKey(key); err != nil {
 		return backend.State{}, fmt.Errorf("zookeeper: inspect %q: %w", key, err)
 	}
 	for attempt := 1; ; attempt++ {
 		v, err := l.observe(ctx, key)
+		if err == nil && v.leases {
+			st, ok, err := l.inspectSemaphore(ctx, key)
+			if err != nil {
+				return backend.State{}, wrap("inspect", key, err)
+			}
+			if ok {
+				return st, nil
+			}
+		}
 		switch {
 		case errors.Is(err, zk.ErrNoNode):
 			return backend.State{}, nil
@@ -56,7 +67,10 @@ func (l *locker) Inspect(ctx context.Context, key string) (backend.State, error)
 	}
 }
 
-// Purge implements backend.Locker. It deletes the lock node when this
+// Purge implements backend.Locker. It refuses while a semaphore at key
+// has a hold or a place in line, and deletes the semaphore's empty
+// P/locks and P/leases when this package made them. It deletes the lock
+// node when this
 // package created it and it has no children; a lock node that someone else
 // made (a persistent node, or a container from before this package marked
 // its own) stays: the server deletes empty containers by itself. The
@@ -69,6 +83,19 @@ func (l *locker) Purge(ctx context.Context, key string) error {
 	}
 	for attempt := 1; ; attempt++ {
 		v, err := l.observe(ctx, key)
+		if err == nil && (v.leases || v.locks) {
+			deleted, err := l.purgeSemaphore(ctx, key, v)
+			switch {
+			case errors.Is(err, errRetry) && attempt < attempts:
+				continue
+			case errors.Is(err, backend.ErrNotAcquired):
+				return fmt.Errorf("zookeeper: purge %q: %w", key, err)
+			case err != nil:
+				return wrap("purge", key, err)
+			case deleted && attempt < attempts:
+				continue // look again without them
+			}
+		}
 		switch {
 		case errors.Is(err, zk.ErrNoNode):
 			return nil

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/distlock/distlock/internal/backend"
 )
@@ -80,7 +81,7 @@ func TestPlainEphemeralNodeAtTheLockPathExcludesBothWays(t *testing.T) {
 	holder := fmt.Sprintf("ephemeral node %s of session %#x", key, outside.SessionID())
 
 	// While the plain program holds, we are excluded, and told by whom.
-	if st, err := l.Inspect(ctx, key); err != nil || st != (backend.State{Held: true, Holder: holder, Token: stat.Czxid}) {
+	if st, err := l.Inspect(ctx, key); err != nil || !cmp.Equal(st, backend.State{Held: true, Holder: holder, Token: stat.Czxid}) {
 		t.Fatalf("Inspect while a plain ephemeral node holds = %+v, %v; want held by %q with token %d", st, err, holder, stat.Czxid)
 	}
 	for name, opts := range map[string][]backend.AcquireOption{

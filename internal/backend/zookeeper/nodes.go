@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,9 @@ type view struct {
 	stat *zk.Stat
 	// contenders are its contender children, lowest sequence number first.
 	contenders []contender
+	// leases and locks report children named "leases" and "locks", the
+	// nodes of a semaphore (see semaphore_nodes.go).
+	leases, locks bool
 }
 
 // ephemeral reports whether the lock node is itself a session's ephemeral
@@ -75,7 +79,9 @@ func (l *locker) startObserve(ctx context.Context, key string) *future[view] {
 		if err != nil {
 			return view{}, err //nolint:wrapcheck // the callers classify and wrap it
 		}
-		return view{stat: stat, contenders: sortContenders(children)}, nil
+		v := view{stat: stat, contenders: sortContenders(children)}
+		v.leases, v.locks = slices.Contains(children, leasesChild), slices.Contains(children, locksChild)
+		return v, nil
 	}, nil)
 }
 

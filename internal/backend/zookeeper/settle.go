@@ -72,6 +72,19 @@ func (a *acquisition) act(ctx context.Context, v view, t touched) (backend.Lease
 	if err != nil {
 		return backend.Lease{}, err
 	}
+	heldOff := ""
+	if d.outcome == outcomeHold && v.leases {
+		// The path has a semaphore's nodes: its holds keep the mutex.
+		if heldOff, err = a.l.heldOffBySemaphore(ctx, a.key, t.czxid); err != nil {
+			return backend.Lease{}, wrap("acquire", a.key, err)
+		}
+		if heldOff != "" && !a.opts.Queue {
+			return backend.Lease{}, a.refuseForSemaphore(ctx, d.keep, heldOff)
+		}
+		if heldOff != "" {
+			d.outcome = outcomeQueue
+		}
+	}
 	hold := handle{name: d.keep.name, token: t.czxid, parent: v.stat.Czxid, lockNode: kind,
 		alone: d.outcome == outcomeHold && int(v.stat.NumChildren)-len(d.drop) == 1}
 	if t.created && a.opts.MinToken > 0 && t.czxid <= a.opts.MinToken {
@@ -83,6 +96,11 @@ func (a *acquisition) act(ctx context.Context, v view, t touched) (backend.Lease
 			a.key, a.owner.holder, t.czxid, a.opts.MinToken, backend.ErrFencingRegressed)
 	}
 	before, _ := watchTarget(v.contenders, a.owner)
+	if v.leases {
+		// A semaphore's holds may keep the holder waiting even once its
+		// predecessor is gone: no taking turns without a listing.
+		before = contender{}
+	}
 	a.l.hints.update(a.key, func(k *keyHints) {
 		k.setNode(a.owner.holder, nodeHint{name: t.name, czxid: t.czxid, queued: d.outcome == outcomeQueue,
 			lockNode: v.stat.Czxid, before: before.name, beforeIsHead: before.name == d.head.name,
@@ -101,6 +119,9 @@ func (a *acquisition) act(ctx context.Context, v view, t touched) (backend.Lease
 		return lease, nil
 	}
 	lease.Queued = true
+	if heldOff != "" {
+		return lease, a.notAcquired(fmt.Sprintf("%s; the holder waits first in line with node %s", heldOff, d.keep.name))
+	}
 	// Who holds is said from what the locker knows, without a read: the
 	// caller of a queued Acquire waits rather than reports.
 	return lease, a.notAcquired(fmt.Sprintf("%s; the holder waits in line with node %s",
@@ -164,6 +185,19 @@ func (a *acquisition) refuse(ctx context.Context, v view, d decision, kind lockN
 	go func() { dropped <- a.l.deleteNodes(ctx, a.key, d.drop) }()
 	why := a.l.describe(ctx, a.key, v.stat.Czxid, d.head)
 	if err := <-dropped; err != nil {
+		return wrap("acquire", a.key, err)
+	}
+	return a.notAcquired(why)
+}
+
+// refuseForSemaphore deletes the holder's node keep, first in line but held
+// off by a semaphore's holds (why), as the holder does not queue.
+func (a *acquisition) refuseForSemaphore(ctx context.Context, keep contender, why string) error {
+	a.l.hints.update(a.key, func(k *keyHints) {
+		k.forgetNode(a.owner.holder, keep.name)
+		k.contended = true
+	})
+	if err := a.l.deleteNodes(ctx, a.key, []contender{keep}); err != nil {
 		return wrap("acquire", a.key, err)
 	}
 	return a.notAcquired(why)

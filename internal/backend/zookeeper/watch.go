@@ -34,7 +34,12 @@ import (
 //     once, holder may take the lock); after an Acquire of this locker
 //     queued holder, the one that Acquire saw, without a read, unless it
 //     is gone already;
-//   - else the first contender, the holder of the lock.
+//   - else the first contender, the holder of the lock;
+//   - on a path with a semaphore's nodes (see semaphoreWatchTarget): the
+//     predecessor of holder's place in the mutex at the path or in the
+//     semaphore's guard mutex, or the first mutex contender that holds the
+//     semaphore off, or else, with a children watch, P/leases, whose
+//     change may make room.
 //
 // When nothing holds the lock the channel is closed at once. A data watch
 // (getData, as Curator sets on its predecessor) fires when the node is
@@ -105,17 +110,21 @@ type armed struct {
 // locker's hint first. It reports false when there is nothing to wait for.
 func (l *locker) armFor(ctx context.Context, key, holder string) (armed, bool, error) {
 	for _, useHint := range []bool{true, false} {
-		path, czxid, hinted, err := l.watchPath(ctx, key, holder, useHint)
-		if err != nil || path == "" {
+		t, err := l.watchPath(ctx, key, holder, useHint)
+		if err != nil || t.path == "" {
 			return armed{}, false, err
 		}
-		events, gone, err := l.arm(ctx, path, czxid)
+		arm := l.arm
+		if t.children {
+			arm = l.armChildren
+		}
+		events, gone, err := arm(ctx, t.path, t.czxid)
 		switch {
 		case err != nil:
 			return armed{}, false, wrap("watch", key, err)
 		case !gone:
-			return armed{path, czxid, events, hinted}, true, nil
-		case !hinted:
+			return armed{t.path, t.czxid, events, t.hinted}, true, nil
+		case !t.hinted:
 			return armed{}, false, nil
 		}
 		// The node the last Acquire saw before the holder's place is gone
@@ -125,31 +134,71 @@ func (l *locker) armFor(ctx context.Context, key, holder string) (armed, bool, e
 	return armed{}, false, nil
 }
 
-// watchPath returns the path to watch for holder, and the creation zxid
-// the node there must have (0: any), or "" when there is nothing to wait
-// for. With useHint, when the locker's last Acquire for holder queued it,
-// the node it saw before the holder's place is the one (hinted is then
-// true): nodes are only ever added after it, so it stays the holder's
-// predecessor while it exists. Otherwise it lists the lock node.
-func (l *locker) watchPath(ctx context.Context, key, holder string, useHint bool) (path string, czxid int64, hinted bool, err error) {
+// watchSpec is the watch to set: a data watch on the node at path, which
+// must have the creation zxid czxid (0: any), or with children a children
+// watch; hinted reports that path comes from the locker's hint. An empty
+// path means there is nothing to wait for.
+type watchSpec struct {
+	path     string
+	czxid    int64
+	hinted   bool
+	children bool
+}
+
+// watchPath returns the watch to set for holder. With useHint, when the
+// locker's last Acquire for holder queued it, the node it saw before the
+// holder's place is the one (hinted): nodes are only ever added after it,
+// so it stays the holder's predecessor while it exists. Otherwise it lists
+// the lock node; when that has a semaphore's nodes, semaphoreWatch picks.
+func (l *locker) watchPath(ctx context.Context, key, holder string, useHint bool) (watchSpec, error) {
 	if before, ok := l.hints.waitsBehind(key, holder); ok && useHint {
-		return key + "/" + before, 0, true, nil
+		return watchSpec{path: key + "/" + before, hinted: true}, nil
 	}
 	v, err := l.observe(ctx, key)
 	if errors.Is(err, zk.ErrNoNode) {
-		return "", 0, false, nil
+		return watchSpec{}, nil
 	}
 	if err != nil {
-		return "", 0, false, wrap("watch", key, err)
+		return watchSpec{}, wrap("watch", key, err)
 	}
 	if v.ephemeral() {
-		return key, v.stat.Czxid, false, nil
+		return watchSpec{path: key, czxid: v.stat.Czxid}, nil
+	}
+	if v.leases || v.locks {
+		return l.semaphoreWatch(ctx, key, holder, v)
 	}
 	target, ok := watchTarget(v.contenders, l.hints.owner(holder))
 	if !ok {
-		return "", 0, false, nil
+		return watchSpec{}, nil
 	}
-	return target.path(key), 0, false, nil
+	return watchSpec{path: target.path(key)}, nil
+}
+
+// semaphoreWatch returns the watch to set for holder on the lock path key
+// with a semaphore's nodes, listed in v (semaphoreWatchTarget).
+func (l *locker) semaphoreWatch(ctx context.Context, key, holder string, v view) (watchSpec, error) {
+	leases := l.startListLeases(ctx, key)
+	var guard []contender
+	if v.locks {
+		g, err := l.observe(ctx, guardKey(key))
+		switch {
+		case errors.Is(err, zk.ErrNoNode):
+		case err != nil:
+			leases.abandon()
+			return watchSpec{}, wrap("watch", key, err)
+		default:
+			guard = g.contenders
+		}
+	}
+	children, err := leases.wait(ctx)
+	if err != nil {
+		return watchSpec{}, wrap("watch", key, err)
+	}
+	w := semaphoreWatchTarget(v.contenders, guard, children, l.hints.owner(holder))
+	if w.path == "" {
+		return watchSpec{}, nil
+	}
+	return watchSpec{path: key + "/" + w.path, children: w.children}, nil
 }
 
 // watchTarget picks the node whose deletion matters to the holder that
@@ -192,6 +241,23 @@ func (l *locker) arm(ctx context.Context, path string, czxid int64) (<-chan zk.E
 		return nil, true, nil
 	}
 	return got.events, false, nil
+}
+
+// armChildren sets a children watch on the node at path (czxid is not
+// used: the node is a semaphore's P/leases, and its deletion fires the
+// watch too). It reports gone when the node does not exist.
+func (l *locker) armChildren(ctx context.Context, path string, _ int64) (<-chan zk.Event, bool, error) {
+	events, err := call(ctx, func() (<-chan zk.Event, error) {
+		_, _, events, err := l.conn.ChildrenW(path)
+		return events, err //nolint:wrapcheck // the caller wraps it
+	}, nil)
+	switch {
+	case errors.Is(err, zk.ErrNoNode):
+		return nil, true, nil
+	case err != nil:
+		return nil, false, err
+	}
+	return events, false, nil
 }
 
 // closed returns a closed channel.

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/distlock/distlock/internal/backend"
 	"github.com/distlock/distlock/internal/backend/conformance"
@@ -297,7 +298,7 @@ func TestGoZookeeperLockHoldsOffAcquire(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
-	if want := (backend.State{Held: true, Holder: children[0], Token: stat.Czxid}); st != want {
+	if want := (backend.State{Held: true, Holder: children[0], Token: stat.Czxid}); !cmp.Equal(st, want) {
 		t.Fatalf("Inspect while zk.Lock holds = %+v; want %+v", st, want)
 	}
 	if err := l.Purge(ctx, key); !errors.Is(err, backend.ErrNotAcquired) {
