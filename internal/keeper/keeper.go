@@ -45,9 +45,11 @@ limitations under the License.
 package keeper
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -103,10 +105,16 @@ type Conn interface {
 	Close()
 }
 
+// Key names a kept hold: the lock and the holder pod. The keeper keeps at
+// most one hold per lock and pod (a semaphore has one per holder).
+type Key struct {
+	Lock types.NamespacedName
+	Pod  types.UID
+}
+
 // Hold is a hold to keep.
 type Hold struct {
-	// Lock is the DistributedLock the hold is for; the keeper keeps at most
-	// one hold per lock.
+	// Lock is the DistributedLock the hold is for.
 	Lock types.NamespacedName
 	// Pod and PodUID name the holder pod, and AcquiredAt when it was granted
 	// the lock; the keeper only reports them back.
@@ -124,6 +132,9 @@ type Hold struct {
 	// Conn is the connection to renew over. Keep takes ownership of it.
 	Conn Conn
 }
+
+// Key is the key of the hold.
+func (h Hold) Key() Key { return Key{Lock: h.Lock, Pod: h.PodUID} }
 
 // Status is what the keeper reports about a hold.
 type Status struct {
@@ -165,7 +176,7 @@ type Keeper struct {
 	batchers *batchers
 
 	mu    sync.Mutex
-	holds map[types.NamespacedName]*kept
+	holds map[Key]*kept
 }
 
 // New returns a Keeper.
@@ -179,25 +190,26 @@ func New(opts Options) *Keeper {
 	if opts.Notify == nil {
 		opts.Notify = func(types.NamespacedName) {}
 	}
-	return &Keeper{opts: opts, batchers: &batchers{timeout: opts.CallTimeout}, holds: map[types.NamespacedName]*kept{}}
+	return &Keeper{opts: opts, batchers: &batchers{timeout: opts.CallTimeout}, holds: map[Key]*kept{}}
 }
 
-// Keep starts keeping h. A hold already kept for the same lock with the same
-// fencing token is updated (its connection replaced, e.g. after new
-// credentials); one with another token is dropped without being released.
+// Keep starts keeping h. A hold already kept for the same lock and pod with
+// the same fencing token is updated (its connection replaced, e.g. after
+// new credentials); one with another token is dropped without being
+// released.
 func (k *Keeper) Keep(h Hold) {
 	if h.ConfirmedAt.IsZero() {
 		h.ConfirmedAt = time.Now()
 	}
 	k.mu.Lock()
-	old := k.holds[h.Lock]
+	old := k.holds[h.Key()]
 	if old != nil && old.sameHold(h.Lease) && old.phase() != Lost {
 		k.mu.Unlock()
 		old.update(h)
 		return
 	}
 	kh := newKept(h, k.opts, k.batchers)
-	k.holds[h.Lock] = kh
+	k.holds[h.Key()] = kh
 	k.mu.Unlock()
 	if old != nil {
 		old.stop()
@@ -205,10 +217,10 @@ func (k *Keeper) Keep(h Hold) {
 	go kh.run()
 }
 
-// Status reports the hold kept for lock.
-func (k *Keeper) Status(lock types.NamespacedName) (Status, bool) {
+// Status reports the hold kept under key.
+func (k *Keeper) Status(key Key) (Status, bool) {
 	k.mu.Lock()
-	kh := k.holds[lock]
+	kh := k.holds[key]
 	k.mu.Unlock()
 	if kh == nil {
 		return Status{}, false
@@ -216,25 +228,43 @@ func (k *Keeper) Status(lock types.NamespacedName) (Status, bool) {
 	return kh.status(), true
 }
 
-// Drop stops keeping the hold of lock without releasing it: the backend
-// drops it after its TTL unless someone else renews it (a new leader).
-func (k *Keeper) Drop(lock types.NamespacedName) {
+// Holds reports every hold kept for lock, oldest fencing token first.
+func (k *Keeper) Holds(lock types.NamespacedName) []Status {
 	k.mu.Lock()
-	kh := k.holds[lock]
-	delete(k.holds, lock)
+	var kept []*kept
+	for key, kh := range k.holds {
+		if key.Lock == lock {
+			kept = append(kept, kh)
+		}
+	}
+	k.mu.Unlock()
+	holds := make([]Status, 0, len(kept))
+	for _, kh := range kept {
+		holds = append(holds, kh.status())
+	}
+	slices.SortFunc(holds, func(a, b Status) int { return cmp.Compare(a.Lease.Token, b.Lease.Token) })
+	return holds
+}
+
+// Drop stops keeping the hold under key without releasing it: the backend
+// drops it after its TTL unless someone else renews it (a new leader).
+func (k *Keeper) Drop(key Key) {
+	k.mu.Lock()
+	kh := k.holds[key]
+	delete(k.holds, key)
 	k.mu.Unlock()
 	if kh != nil {
 		kh.stop()
 	}
 }
 
-// Release stops keeping the hold of lock and releases it in the backend
+// Release stops keeping the hold under key and releases it in the backend
 // (compare-and-delete). It reports whether a hold was kept. When the release
 // fails the hold is no longer renewed and expires after its TTL.
-func (k *Keeper) Release(ctx context.Context, lock types.NamespacedName) (bool, error) {
+func (k *Keeper) Release(ctx context.Context, key Key) (bool, error) {
 	k.mu.Lock()
-	kh := k.holds[lock]
-	delete(k.holds, lock)
+	kh := k.holds[key]
+	delete(k.holds, key)
 	k.mu.Unlock()
 	if kh == nil {
 		return false, nil
@@ -254,7 +284,7 @@ func (k *Keeper) Release(ctx context.Context, lock types.NamespacedName) (bool, 
 func (k *Keeper) DropAll() {
 	k.mu.Lock()
 	holds := k.holds
-	k.holds = map[types.NamespacedName]*kept{}
+	k.holds = map[Key]*kept{}
 	k.mu.Unlock()
 	for _, kh := range holds {
 		kh.stop()

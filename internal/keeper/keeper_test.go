@@ -94,7 +94,7 @@ func waitPhase(t *testing.T, k *keeper.Keeper, phase keeper.Phase, within time.D
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		st, ok := k.Status(lockName)
+		st, ok := k.Status(keeper.Key{Lock: lockName})
 		if ok && st.Phase == phase {
 			return st
 		}
@@ -123,7 +123,7 @@ func TestAKeptHoldOutlivesManyTTLs(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	st, _ := k.Status(lockName)
+	st, _ := k.Status(keeper.Key{Lock: lockName})
 	if st.Phase != keeper.Renewing || !st.ValidUntil.After(time.Now()) {
 		t.Errorf("status = %+v; want Renewing with ValidUntil in the future", st)
 	}
@@ -203,7 +203,7 @@ func TestAShortOutageLeavesTheHoldRenewing(t *testing.T) {
 	}
 	deadline := time.Now().Add(ttl)
 	for {
-		st, _ := k.Status(lockName)
+		st, _ := k.Status(keeper.Key{Lock: lockName})
 		if st.Phase == keeper.Renewing && st.Err == nil && time.Since(st.RenewedAt) < ttl/2 {
 			break
 		}
@@ -255,7 +255,7 @@ func TestReleaseDeletesTheHoldAndDropDoesNot(t *testing.T) {
 	const ttl = 5 * time.Second
 
 	_, c := keepNew(t, k, l, "released", ttl)
-	if kept, err := k.Release(context.Background(), lockName); !kept || err != nil {
+	if kept, err := k.Release(context.Background(), keeper.Key{Lock: lockName}); !kept || err != nil {
 		t.Fatalf("Release = %v, %v; want a kept hold released", kept, err)
 	}
 	if st, _ := l.Inspect(context.Background(), "released"); st.Held {
@@ -266,11 +266,11 @@ func TestReleaseDeletesTheHoldAndDropDoesNot(t *testing.T) {
 	}
 
 	lease, c := keepNew(t, k, l, "dropped", ttl)
-	k.Drop(lockName)
+	k.Drop(keeper.Key{Lock: lockName})
 	if st, _ := l.Inspect(context.Background(), "dropped"); !st.Held || st.Token != lease.Token {
 		t.Errorf("Drop released the hold: %+v", st)
 	}
-	if _, ok := k.Status(lockName); ok {
+	if _, ok := k.Status(keeper.Key{Lock: lockName}); ok {
 		t.Errorf("still kept after Drop")
 	}
 	if c.closed.Load() != 1 {
@@ -392,7 +392,7 @@ func TestHoldsOfOneConnectionDueTogetherAreRenewedInOneBatch(t *testing.T) {
 		t.Errorf("the first round of %d renewals took %d batches %v; want them together (at most 3)", n, len(batches), batches)
 	}
 	for i := range n {
-		st, _ := k.Status(types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("k%d", i)})
+		st, _ := k.Status(keeper.Key{Lock: types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("k%d", i)}})
 		if st.Phase != keeper.Renewing || !st.RenewedAt.After(start) {
 			t.Fatalf("hold %d: %+v; want renewed", i, st)
 		}
