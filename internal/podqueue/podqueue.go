@@ -15,7 +15,9 @@ limitations under the License.
 */
 
 // Package podqueue keeps, for every DistributedLock, the pods that ask for
-// it and the line of those that wait, in first-come-first-served order. It is
+// it and the line of those that wait, in first-come-first-served order or,
+// for a lock set to it (SetOrder), by priority and then first come first
+// served. It is
 // updated from pod events one pod at a time (O(log n) each), so a reconcile
 // reads the head of a line of any length, its length and any one pod without
 // listing the pods or sorting them: a lock with 10,000 waiting pods costs
@@ -43,6 +45,8 @@ type Index struct {
 	pods map[types.UID]*corev1.Pod
 	// lines are the waiting pods of each lock, in order.
 	lines map[types.NamespacedName]*btree.BTreeG[*corev1.Pod]
+	// byPriority lists the locks whose lines are ordered by ByPriority.
+	byPriority map[types.NamespacedName]bool
 }
 
 // btreeDegree suits lines from a few pods to tens of thousands.
@@ -53,11 +57,65 @@ const btreeDegree = 16
 // may hold the lock or be granted it); the others are known but not in line.
 func New(label string, waits func(*corev1.Pod) bool) *Index {
 	return &Index{
-		label: label,
-		waits: waits,
-		pods:  map[types.UID]*corev1.Pod{},
-		lines: map[types.NamespacedName]*btree.BTreeG[*corev1.Pod]{},
+		label:      label,
+		waits:      waits,
+		pods:       map[types.UID]*corev1.Pod{},
+		lines:      map[types.NamespacedName]*btree.BTreeG[*corev1.Pod]{},
+		byPriority: map[types.NamespacedName]bool{},
 	}
+}
+
+// ByPriority orders a line by the pods' priority (spec.priority, set from
+// their PriorityClass; 0 when unset), the highest first, and pods of equal
+// priority as Before does, so that none of them starves behind later ones.
+func ByPriority(a, b *corev1.Pod) bool {
+	if pa, pb := priority(a), priority(b); pa != pb {
+		return pa > pb
+	}
+	return Before(a, b)
+}
+
+func priority(pod *corev1.Pod) int32 {
+	if pod.Spec.Priority != nil {
+		return *pod.Spec.Priority
+	}
+	return 0
+}
+
+// SetOrder orders lock's line by priority (ByPriority) or, when byPriority
+// is false, first come first served (Before, the default). Changing the
+// order re-sorts the line: O(n log n) once.
+func (x *Index) SetOrder(lock types.NamespacedName, byPriority bool) {
+	x.mu.RLock()
+	same := x.byPriority[lock] == byPriority
+	x.mu.RUnlock()
+	if same {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if byPriority {
+		x.byPriority[lock] = true
+	} else {
+		delete(x.byPriority, lock)
+	}
+	old := x.lines[lock]
+	if old == nil {
+		return
+	}
+	line := x.newLineLocked(lock)
+	old.Ascend(func(pod *corev1.Pod) bool {
+		line.ReplaceOrInsert(pod)
+		return true
+	})
+	x.lines[lock] = line
+}
+
+func (x *Index) newLineLocked(lock types.NamespacedName) *btree.BTreeG[*corev1.Pod] {
+	if x.byPriority[lock] {
+		return btree.NewG(btreeDegree, ByPriority)
+	}
+	return btree.NewG(btreeDegree, Before)
 }
 
 // Before orders a line: the oldest creationTimestamp first, ties broken by
@@ -94,7 +152,7 @@ func (x *Index) Set(pod *corev1.Pod) {
 	}
 	line := x.lines[lock]
 	if line == nil {
-		line = btree.NewG(btreeDegree, Before)
+		line = x.newLineLocked(lock)
 		x.lines[lock] = line
 	}
 	line.ReplaceOrInsert(pod)
