@@ -228,6 +228,52 @@ type DistributedLockSpec struct {
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5s')",message="maxHoldDuration must be at least 5s"
 	MaxHoldDuration *metav1.Duration `json:"maxHoldDuration,omitempty"`
+
+	// maxHolders is how many pods may hold the lock at once: 1 (the
+	// default) makes it a mutex; 2 or more a semaphore, where each holder
+	// gets its own fencing token. It may be changed while the lock is held:
+	// raising it grants waiting pods at once; lowering it never ends a
+	// running hold, new grants wait until fewer than maxHolders pods hold
+	// the lock. A mutex and a semaphore use different recipes in the
+	// backend (docs/design.md, "Semaphores"); after a change between 1 and
+	// more, pods are granted with the new recipe once every hold taken with
+	// the old one has ended. Between 1 and 64.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	MaxHolders int32 `json:"maxHolders,omitempty"`
+
+	// queueOrder is the order in which waiting pods are granted the lock.
+	// FIFO (the default): oldest pod first, by creation time. Priority: the
+	// pod with the highest spec.priority (set from its PriorityClass) first,
+	// and among pods of equal priority the oldest first, so that none of
+	// them starves. Either way a pod that cannot be granted yet (its waiter
+	// has not started) never holds up the pods behind it.
+	// +optional
+	// +kubebuilder:default=FIFO
+	QueueOrder QueueOrder `json:"queueOrder,omitempty"`
+}
+
+// QueueOrder is the order in which waiting pods are granted a lock.
+// +kubebuilder:validation:Enum=FIFO;Priority
+type QueueOrder string
+
+// Queue orders.
+const (
+	// QueueFIFO grants the oldest pod first.
+	QueueFIFO QueueOrder = "FIFO"
+	// QueuePriority grants the pod with the highest priority first, the
+	// oldest among equals.
+	QueuePriority QueueOrder = "Priority"
+)
+
+// Holders is spec.maxHolders, 1 when unset.
+func (s *DistributedLockSpec) Holders() int {
+	if s.MaxHolders < 1 {
+		return 1
+	}
+	return int(s.MaxHolders)
 }
 
 // LockHolder is a pod that holds the lock.
@@ -326,7 +372,9 @@ type DistributedLockStatus struct {
 	// +optional
 	Key string `json:"key,omitempty"`
 
-	// holders lists the pods that hold the lock: at most one for a mutex.
+	// holders lists the pods that hold the lock, oldest hold first: at most
+	// one for a mutex, at most spec.maxHolders for a semaphore (more only
+	// right after maxHolders was lowered: running holds are never ended).
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
@@ -338,6 +386,11 @@ type DistributedLockStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=10
 	Waiting []WaitingPod `json:"waiting,omitempty"`
+
+	// holding shows how many pods hold the lock out of how many may, as
+	// "2/3" (kubectl get's Holders column).
+	// +optional
+	Holding string `json:"holding,omitempty"`
 
 	// waitingCount is the number of pods waiting for the lock.
 	// +optional
@@ -372,6 +425,7 @@ type DistributedLockStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=dlock;dlocks,categories=distlock
 // +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.status.backend`
+// +kubebuilder:printcolumn:name="Holders",type=string,JSONPath=`.status.holding`
 // +kubebuilder:printcolumn:name="Holder",type=string,JSONPath=`.status.holders[0].pod`
 // +kubebuilder:printcolumn:name="Waiting",type=integer,JSONPath=`.status.waitingCount`
 // +kubebuilder:printcolumn:name="Since",type=date,JSONPath=`.status.holders[0].acquiredAt`
@@ -385,8 +439,9 @@ type DistributedLockStatus struct {
 
 // DistributedLock names one lock held in Redis or ZooKeeper. Pods ask for it
 // with the label distlock.io/lock=<name>; the controller grants it to one pod
-// at a time, oldest pod first, holds it in the backend on that pod's behalf,
-// and releases it when the pod finishes or goes away.
+// at a time (spec.maxHolders at a time: a semaphore), in the order of
+// spec.queueOrder, holds it in the backend on each holder's behalf, and
+// releases it when the holder finishes or goes away.
 type DistributedLock struct {
 	metav1.TypeMeta `json:",inline"`
 

@@ -54,8 +54,10 @@ func TestDistributedLockIsStoredByTheAPIServer(t *testing.T) {
 		Backend: locksv1alpha1.BackendSpec{
 			Redis: &locksv1alpha1.RedisBackend{Address: "127.0.0.1:6379"},
 		},
-		// The API server applies the CRD's default.
+		// The API server applies the CRD's defaults.
 		LeaseDuration: &metav1.Duration{Duration: 30 * time.Second},
+		MaxHolders:    1,
+		QueueOrder:    locksv1alpha1.QueueFIFO,
 	}
 	if diff := cmp.Diff(want, got.Spec); diff != "" {
 		t.Errorf("spec read back differs (-want +got):\n%s", diff)
@@ -231,6 +233,18 @@ func TestDistributedLockAdmissionRejectsMalformedSpecs(t *testing.T) {
 				Backend: redisAt("redis:6379"), LeaseDuration: duration(time.Minute), MaxHoldDuration: duration(30 * time.Second),
 			},
 			wantMessage: "spec.maxHoldDuration must be at least spec.leaseDuration",
+		},
+		"more holders than status can list": {
+			spec:        locksv1alpha1.DistributedLockSpec{Backend: redisAt("redis:6379"), MaxHolders: 65},
+			wantMessage: "spec.maxHolders: Invalid value: 65: spec.maxHolders in body should be less than or equal to 64",
+		},
+		"a negative number of holders": {
+			spec:        locksv1alpha1.DistributedLockSpec{Backend: redisAt("redis:6379"), MaxHolders: -1},
+			wantMessage: "spec.maxHolders: Invalid value: -1: spec.maxHolders in body should be greater than or equal to 1",
+		},
+		"an unknown queue order": {
+			spec:        locksv1alpha1.DistributedLockSpec{Backend: redisAt("redis:6379"), QueueOrder: "LIFO"},
+			wantMessage: `spec.queueOrder: Unsupported value: "LIFO": supported values: "FIFO", "Priority"`,
 		},
 	}
 	for name, tc := range tests {

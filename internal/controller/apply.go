@@ -134,10 +134,11 @@ func (r *DistributedLockReconciler) keepUncertain(lc *lockContext) result {
 	if lc.keptOK && lc.kept.Lease.Token == rec.FencingToken {
 		rec.LeaseExpiresAt = expiryOf(lc.kept.ValidUntil)
 	}
-	r.setCondition(lc.lock, locksv1alpha1.ConditionHeld, metav1.ConditionUnknown, locksv1alpha1.ReasonRenewalFailing,
-		fmt.Sprintf("Pod %s holds the lock (fencing token %d), but the hold could not be renewed for longer than it is sure "+
-			"to last (%s); the controller keeps the holder, keeps trying, and grants nothing until it knows",
-			rec.Pod, rec.FencingToken, errMessage(lc.holdErr)))
+	msg := fmt.Sprintf("Pod %s holds the lock (fencing token %d), but the hold could not be renewed for longer than it is sure "+
+		"to last (%s); the controller keeps the holder, keeps trying, and grants nothing in its place until it knows",
+		rec.Pod, rec.FencingToken, errMessage(lc.holdErr))
+	r.setCondition(lc.lock, locksv1alpha1.ConditionHeld, metav1.ConditionUnknown, locksv1alpha1.ReasonRenewalFailing, msg)
+	lc.noteUnsure(locksv1alpha1.ReasonRenewalFailing, msg)
 	return result{requeueAfter: r.retryInterval()}
 }
 
@@ -215,7 +216,7 @@ func (r *DistributedLockReconciler) release(ctx context.Context, lc *lockContext
 	}
 	r.unannotateHolder(ctx, lc, pod)
 	observeRelease(lock, &rec, reason)
-	lock.Status.Holders = nil
+	lc.unrecord()
 	return result{}
 }
 
@@ -232,10 +233,10 @@ func (r *DistributedLockReconciler) releaseRecorded(ctx context.Context, lc *loc
 	ctx, cancel := r.backendContext(ctx)
 	defer cancel()
 	if lc.keptOK && lc.kept.Lease.Token == rec.FencingToken {
-		_, err := r.Keeper.Release(ctx, lc.name)
+		_, err := r.Keeper.Release(ctx, lc.holdKey())
 		return err
 	}
-	r.Keeper.Drop(lc.name)
+	r.Keeper.Drop(lc.holdKey())
 	if lc.conn == nil {
 		return lc.connErr
 	}
@@ -250,14 +251,14 @@ func (r *DistributedLockReconciler) releaseRecorded(ctx context.Context, lc *loc
 // gone.
 func (r *DistributedLockReconciler) forget(ctx context.Context, lc *lockContext) result {
 	rec := lc.recorded()
-	r.Keeper.Drop(lc.name)
+	r.Keeper.Drop(lc.holdKey())
 	if lc.lock.Annotations[locksv1alpha1.ForceReleaseAnnotation] != "" {
 		lc.forceHandled = true
 	}
 	r.eventf(lc.lock, nil, corev1.EventTypeNormal, locksv1alpha1.ReasonReleased, "Forget",
 		"Holder pod %s has stopped; its hold (fencing token %d) was already gone from the backend", rec.Pod, rec.FencingToken)
 	r.unannotateHolder(ctx, lc, lc.holderPod)
-	lc.lock.Status.Holders = nil
+	lc.unrecord()
 	return result{}
 }
 
@@ -266,7 +267,7 @@ func (r *DistributedLockReconciler) forget(ctx context.Context, lc *lockContext)
 // ends or an operator force-releases or breaks it.
 func (r *DistributedLockReconciler) markLost(ctx context.Context, lc *lockContext) result {
 	rec := lc.recorded()
-	r.Keeper.Drop(lc.name)
+	r.Keeper.Drop(lc.holdKey())
 	rec.Lost = true
 	metrics.HoldsLostTotal.WithLabelValues(lc.lock.Spec.Backend.Name()).Inc()
 	who := describeHolder(lc.inBackend)
@@ -294,7 +295,7 @@ func (r *DistributedLockReconciler) breakHold(ctx context.Context, lc *lockConte
 			logf.FromContext(ctx).Info("releasing a broken hold failed; it expires by its TTL", "pod", rec.Pod, "error", err.Error())
 		}
 	}
-	r.Keeper.Drop(lc.name)
+	r.Keeper.Drop(lc.holdKey())
 	if lc.holderPodOK == podRunning {
 		r.revoke(lc, &rec, locksv1alpha1.ReasonBroken)
 		r.markPodLost(ctx, lc.holderPod, "an operator broke the lock: "+reason)
@@ -307,7 +308,7 @@ func (r *DistributedLockReconciler) breakHold(ctx context.Context, lc *lockConte
 	if lc.lock.Annotations[locksv1alpha1.ForceReleaseAnnotation] != "" {
 		lc.forceHandled = true
 	}
-	lc.lock.Status.Holders = nil
+	lc.unrecord()
 	return result{}
 }
 
@@ -341,6 +342,7 @@ func (r *DistributedLockReconciler) failClosed(lc *lockContext) result {
 		pod, errMessage(lc.holdErr))
 	r.setCondition(lc.lock, locksv1alpha1.ConditionHeld, metav1.ConditionUnknown, locksv1alpha1.ReasonUnknownHolder, msg)
 	r.setNotReady(lc, nil, locksv1alpha1.ReasonUnknownHolder, msg)
+	lc.noteUnsure(locksv1alpha1.ReasonUnknownHolder, msg)
 	return result{requeueAfter: r.retryInterval()}
 }
 
@@ -351,18 +353,23 @@ func (r *DistributedLockReconciler) adopt(ctx context.Context, lc *lockContext) 
 	callCtx, cancel := r.backendContext(ctx)
 	defer cancel()
 	start := time.Now()
-	// Acquiring as the same holder returns its existing hold and extends it.
-	lease, err := lc.conn.Locker().Acquire(callCtx, lc.key, lc.inBackend.Holder, lc.ttl)
+	// Acquiring as the same holder returns its existing hold and extends
+	// it, with the recipe the hold was made with (a semaphore's holds are
+	// listed as such, whatever maxHolders is now).
+	limit := 1
+	if lc.semaphoreInBackend {
+		limit = max(lc.limit, 2)
+	}
+	lease, err := lc.conn.Locker().Acquire(callCtx, lc.key, lc.inBackend.Holder, lc.ttl, backend.WithLimit(limit))
 	if err != nil {
 		return r.backendError(lc, fmt.Errorf("adopting the hold of pod %s: %w", pod.Name, err))
 	}
-	rec := r.newHolder(pod, lease, lc.ttl)
-	lc.lock.Status.Holders = []locksv1alpha1.LockHolder{rec}
-	r.keepHold(lc, &lc.lock.Status.Holders[0], lease, start, pod)
+	rec := lc.record(r.newHolder(pod, lease, lc.ttl))
+	r.keepHold(lc, rec, lease, start, pod)
 	r.raiseFloor(lc, lease.Token)
 	r.eventf(lc.lock, pod, corev1.EventTypeNormal, locksv1alpha1.ReasonAdopted, "Adopt",
 		"Found pod %s holding the lock in the backend (fencing token %d) and took the hold over again", pod.Name, lease.Token)
-	lc.kept, lc.keptOK = r.Keeper.Status(lc.name)
+	lc.focusOn(r.Keeper, rec.PodUID)
 	if lc.lock.DeletionTimestamp.IsZero() {
 		return r.keep(ctx, lc)
 	}

@@ -29,6 +29,7 @@ import (
 
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
 	"github.com/distlock/distlock/internal/backend"
+	"github.com/distlock/distlock/internal/keeper"
 	"github.com/distlock/distlock/internal/metrics"
 )
 
@@ -66,7 +67,9 @@ func (r *DistributedLockReconciler) finalizeWithoutRelease(ctx context.Context, 
 	if err == nil {
 		err = lc.connErr
 	}
-	r.Keeper.Drop(lc.name)
+	for _, st := range r.Keeper.Holds(lc.name) {
+		r.Keeper.Drop(keeper.Key{Lock: lc.name, Pod: st.PodUID})
+	}
 	r.queued.forget(lc.name)
 	r.watches.stop(lc.name)
 	logf.FromContext(ctx).Info("deleting a DistributedLock of a terminating namespace without releasing its backend lock; "+
@@ -96,13 +99,14 @@ func (r *DistributedLockReconciler) removeFinalizer(ctx context.Context, lc *loc
 // pods that name it are told, and anything this replica still keeps for it
 // (possible only when its finalizer was removed by hand) is let go.
 func (r *DistributedLockReconciler) lockGone(ctx context.Context, name types.NamespacedName) error {
-	if st, ok := r.Keeper.Status(name); ok {
+	for _, st := range r.Keeper.Holds(name) {
 		logf.FromContext(ctx).Info("the DistributedLock was removed without its finalizer; no longer renewing its hold",
 			"pod", st.Pod, "token", st.Lease.Token)
-		r.Keeper.Drop(name)
+		r.Keeper.Drop(keeper.Key{Lock: name, Pod: st.PodUID})
 	}
 	r.queued.forget(name)
 	r.watches.stop(name)
+	r.line.SetOrder(name, false)
 	metrics.ForgetLock(name)
 	r.status.forget(name)
 	return r.reportMissingLock(ctx, name)

@@ -54,7 +54,8 @@ func (r *DistributedLockReconciler) grant(ctx context.Context, lc *lockContext) 
 	callCtx, cancel := r.backendContext(ctx)
 	defer cancel()
 	start := time.Now()
-	lease, err := lc.conn.Locker().Acquire(callCtx, lc.key, id, lc.ttl, backend.WithMinToken(floor), backend.WithQueue())
+	lease, err := lc.conn.Locker().Acquire(callCtx, lc.key, id, lc.ttl, backend.WithMinToken(floor), backend.WithQueue(),
+		lc.acquireLimit())
 	switch {
 	case err == nil && lease.Token <= floor:
 		// A backend must never do this; refuse rather than hand out a token
@@ -82,25 +83,24 @@ func (r *DistributedLockReconciler) grant(ctx context.Context, lc *lockContext) 
 // granted records a new hold, hands it to the keeper and tells the pod.
 func (r *DistributedLockReconciler) granted(ctx context.Context, lc *lockContext, pod *corev1.Pod,
 	lease backend.Lease, start time.Time) result {
-	rec := r.newHolder(pod, lease, lc.ttl)
-	lc.lock.Status.Holders = []locksv1alpha1.LockHolder{rec}
-	r.keepHold(lc, &lc.lock.Status.Holders[0], lease, start, pod)
+	rec := lc.record(r.newHolder(pod, lease, lc.ttl))
+	lc.grantedNow++
+	r.keepHold(lc, rec, lease, start, pod)
 	r.raiseFloor(lc, lease.Token)
-	r.setHeld(lc.lock, &rec)
+	r.setHeld(lc.lock, rec)
 	b := lc.lock.Spec.Backend.Name()
 	metrics.GrantsTotal.WithLabelValues(b).Inc()
 	metrics.ObserveSince(metrics.WaitSeconds.WithLabelValues(b), pod.CreationTimestamp.Time)
 	r.eventf(lc.lock, pod, corev1.EventTypeNormal, locksv1alpha1.ReasonGranted, "Grant",
 		"Granted the lock to pod %s (fencing token %d)", pod.Name, lease.Token)
 	r.annotateHolder(ctx, lc, pod, lease.Token)
-	return result{requeueAfter: r.nextLook(lc, &rec)}
+	return result{requeueAfter: r.nextLook(lc, rec)}
 }
 
 // heldElsewhere reports a holder outside this controller and arranges to
 // look again when it goes: at once through a backend watch where the
 // backend has them, else by polling.
 func (r *DistributedLockReconciler) heldElsewhere(ctx context.Context, lc *lockContext, waiter string) result {
-	lc.lock.Status.Holders = nil
 	r.setCondition(lc.lock, locksv1alpha1.ConditionHeld, metav1.ConditionFalse, locksv1alpha1.ReasonHeldElsewhere,
 		fmt.Sprintf("The lock is held outside this controller by %s; waiting pods are granted it "+
 			"once that holder releases it or its hold expires", describeHolder(lc.inBackend)))
@@ -160,10 +160,9 @@ func (r *DistributedLockReconciler) backendError(lc *lockContext, err error) res
 
 // free records that nobody holds the lock and nobody may be granted it.
 func (r *DistributedLockReconciler) free(ctx context.Context, lc *lockContext) result {
-	lc.lock.Status.Holders = nil
 	r.queued.leave(ctx, lc, "")
 	msg := "Nobody holds the lock and no pod waits for it"
-	for first := range lc.waitingPods("") {
+	for first := range lc.waitingPods(lc.holderUIDs()) {
 		msg = fmt.Sprintf("Nobody holds the lock; %d pod(s) ask for it but none can use it yet (%s)",
 			lc.line.Len(lc.name), notReadyReason(lc.lock, first, revokedUIDs(lc.lock)))
 		break

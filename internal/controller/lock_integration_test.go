@@ -73,6 +73,9 @@ type backendCase struct {
 	// heldToken reads, straight from the server, the fencing token of the
 	// hold at key (false when nothing holds it).
 	heldToken func(t *testing.T, key string) (int64, bool)
+	// holds counts, straight from the server, the holds of the semaphore at
+	// key (docs/design.md, "Semaphores").
+	holds func(t *testing.T, key string) int
 }
 
 // outsideLocker is a lock client outside Kubernetes.
@@ -107,6 +110,21 @@ func backendCases() []backendCase {
 				}
 			},
 			heldToken: func(t *testing.T, key string) (int64, bool) { return redisHeldToken(t, redisServer.Addr, key) },
+			holds: func(t *testing.T, key string) int {
+				c := newRedisClient(t, redisServer.Addr)
+				typ, err := c.Type(context.Background(), key).Result()
+				if err != nil {
+					t.Fatalf("reading the type of redis key %q: %v", key, err)
+				}
+				if typ != "zset" {
+					return 0
+				}
+				n, err := c.ZCard(context.Background(), key).Result()
+				if err != nil {
+					t.Fatalf("counting the holds of redis key %q: %v", key, err)
+				}
+				return int(n)
+			},
 		},
 		{
 			name: "zookeeper",
@@ -144,6 +162,16 @@ func backendCases() []backendCase {
 				}
 			},
 			heldToken: func(t *testing.T, key string) (int64, bool) { return zkHeldToken(t, zkServer.Addr, key) },
+			holds: func(t *testing.T, key string) int {
+				children, _, err := newZKConn(t).Children(key + "/leases")
+				if errors.Is(err, zk.ErrNoNode) {
+					return 0
+				}
+				if err != nil {
+					t.Fatalf("listing znode %s/leases: %v", key, err)
+				}
+				return len(children)
+			},
 		},
 	}
 }

@@ -57,6 +57,20 @@ type lockContext struct {
 	line *podqueue.Index
 	// namespaceTerminating is set when the lock's namespace is being deleted.
 	namespaceTerminating bool
+	// limit is spec.maxHolders.
+	limit int
+	// focus is the pod UID of the recorded holder in focus ("" for none,
+	// see holders.go).
+	focus types.UID
+	// grantedNow counts the grants of this reconcile.
+	grantedNow int
+	// semaphoreInBackend: the backend's holds, as last inspected, are a
+	// semaphore's.
+	semaphoreInBackend bool
+	// unsure and unsureReason: holders whose holds cannot be confirmed, and
+	// why (see summarizeHolders).
+	unsure       []string
+	unsureReason string
 
 	// Filled by observe for apply.
 	kept        keeper.Status // the keeper's hold, when keptOK
@@ -87,14 +101,6 @@ func (lc *lockContext) close() {
 	}
 }
 
-// recorded returns the holder recorded in status, or nil.
-func (lc *lockContext) recorded() *locksv1alpha1.LockHolder {
-	if len(lc.lock.Status.Holders) == 0 {
-		return nil
-	}
-	return &lc.lock.Status.Holders[0]
-}
-
 func (r *DistributedLockReconciler) newLockContext(ctx context.Context, lock *locksv1alpha1.DistributedLock) *lockContext {
 	// Status is this controller's own: its last write is newer than a cache
 	// that has not caught up with it (the highest fencing token, the revoked
@@ -102,13 +108,15 @@ func (r *DistributedLockReconciler) newLockContext(ctx context.Context, lock *lo
 	lock.Status, _ = r.status.base(lock, lock.Status)
 	lock.Status = *lock.Status.DeepCopy()
 	lc := &lockContext{
-		lock: lock,
-		orig: lock.DeepCopy(),
-		name: types.NamespacedName{Namespace: lock.Namespace, Name: lock.Name},
-		key:  lockKey(lock),
-		ttl:  leaseDuration(lock),
-		line: r.line,
+		lock:  lock,
+		orig:  lock.DeepCopy(),
+		name:  types.NamespacedName{Namespace: lock.Namespace, Name: lock.Name},
+		key:   lockKey(lock),
+		ttl:   leaseDuration(lock),
+		line:  r.line,
+		limit: lock.Spec.Holders(),
 	}
+	lc.line.SetOrder(lc.name, lock.Spec.QueueOrder == locksv1alpha1.QueuePriority)
 	lock.Status.Backend = lock.Spec.Backend.Name()
 	lock.Status.Key = lc.key
 	lc.conn, lc.fingerprint, lc.connErr = r.connect(ctx, lock)
@@ -130,9 +138,8 @@ func (r *DistributedLockReconciler) observe(ctx context.Context, lc *lockContext
 		namespaceTerminating: lc.namespaceTerminating,
 	}
 	o.breakRequested, o.forceRequested = r.operatorRequests(ctx, lc)
-	lc.kept, lc.keptOK = r.Keeper.Status(lc.name)
+	lc.focusOn(r.Keeper, lc.focus)
 	lc.renewed, lc.holdErr, lc.inBackend, lc.inspectErr, lc.ours = nil, nil, backend.State{}, nil, nil
-	r.recordFromKeeper(lc)
 
 	if rec := lc.recorded(); rec != nil {
 		o.recorded = true
@@ -179,17 +186,21 @@ func (r *DistributedLockReconciler) operatorRequests(ctx context.Context, lc *lo
 	return lc.lock.Annotations[locksv1alpha1.BreakAnnotation] != "", lc.lock.Annotations[locksv1alpha1.ForceReleaseAnnotation] != ""
 }
 
-// recordFromKeeper makes status record the hold the keeper keeps, when a
+// recordFromKeeper makes status record the holds the keeper keeps, when a
 // status write was lost (the keeper is the memory of what this replica
 // granted).
 func (r *DistributedLockReconciler) recordFromKeeper(lc *lockContext) {
-	if !lc.keptOK {
-		return
+	recorded := map[types.UID]int64{}
+	for _, h := range lc.lock.Status.Holders {
+		recorded[h.PodUID] = h.FencingToken
 	}
-	if rec := lc.recorded(); rec != nil && rec.FencingToken == lc.kept.Lease.Token && rec.PodUID == lc.kept.PodUID {
-		return
+	for _, kept := range r.Keeper.Holds(lc.name) {
+		if token, ok := recorded[kept.PodUID]; ok && token == kept.Lease.Token {
+			continue
+		}
+		lc.record(holderRecord(kept))
 	}
-	lc.lock.Status.Holders = []locksv1alpha1.LockHolder{holderRecord(lc.kept)}
+	lc.focus = ""
 }
 
 // observeHold finds out whether the recorded hold is still in the backend.
@@ -242,16 +253,27 @@ func (r *DistributedLockReconciler) observeBackend(ctx context.Context, lc *lock
 		lc.inspectErr = fmt.Errorf("inspecting %q: %w", lc.key, err)
 		return backendUnavailable
 	}
-	lc.inBackend = state
-	switch {
-	case !state.Held:
-		return backendFree
-	case r.ownIdentity(lc.lock, state) != nil:
-		lc.ours = r.ownIdentity(lc.lock, state)
-		return backendOurs
-	default:
+	lc.inBackend, lc.semaphoreInBackend = state, state.Holds != nil
+	recorded := map[string]bool{}
+	for _, h := range lc.lock.Status.Holders {
+		recorded[h.Identity] = true
+	}
+	var foreign []backend.Hold
+	for _, h := range holdsOf(state) {
+		switch st := stateOfHold(h); {
+		case recorded[h.Holder]:
+		case r.ownIdentity(lc.lock, st) != nil:
+			lc.inBackend, lc.ours = st, r.ownIdentity(lc.lock, st)
+			return backendOurs
+		default:
+			foreign = append(foreign, h)
+		}
+	}
+	if len(foreign) > 0 && len(lc.lock.Status.Holders)+len(foreign) >= lc.limit {
+		lc.inBackend = stateOfHold(foreign[0])
 		return backendForeign
 	}
+	return backendFree
 }
 
 // ownIdentity returns the identity of the backend's holder when it is a pod

@@ -107,10 +107,7 @@ func revokedUIDs(lock *locksv1alpha1.DistributedLock) map[types.UID]bool {
 // nextInLine returns the first pod in line that can be granted the lock, or
 // nil. Pods that hold another lock are told so, once.
 func (r *DistributedLockReconciler) nextInLine(lc *lockContext) *corev1.Pod {
-	var skip types.UID
-	if rec := lc.recorded(); rec != nil {
-		skip = rec.PodUID
-	}
+	skip := lc.holderUIDs()
 	revoked := revokedUIDs(lc.lock)
 	for pod := range lc.waitingPods(skip) {
 		why := notReadyReason(lc.lock, pod, revoked)
@@ -129,17 +126,16 @@ func (r *DistributedLockReconciler) nextInLine(lc *lockContext) *corev1.Pod {
 // and the total. Pods whose hold was revoked are not counted even when their
 // lost annotation has not reached the cache yet.
 func (r *DistributedLockReconciler) updateWaiting(lc *lockContext) {
-	var skip types.UID
-	if rec := lc.recorded(); rec != nil {
-		skip = rec.PodUID
-	}
+	skip := lc.holderUIDs()
 	count := lc.line.Len(lc.name)
-	if skip != "" && lc.inLine(skip) {
-		count--
+	for uid := range skip {
+		if lc.inLine(uid) {
+			count--
+		}
 	}
 	revoked := revokedUIDs(lc.lock)
 	for uid := range revoked {
-		if uid != skip && lc.inLine(uid) {
+		if !skip[uid] && lc.inLine(uid) {
 			count--
 		}
 	}

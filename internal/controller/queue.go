@@ -42,13 +42,13 @@ func podWaits(pod *corev1.Pod) bool {
 	return !podFinished(pod) && pod.DeletionTimestamp.IsZero() && !lost
 }
 
-// waitingPods returns the pods in line for the lock, first come first
-// served (podqueue.Before), leaving out the pod with UID skip (the holder).
+// waitingPods returns the pods in line for the lock, in the lock's queue
+// order (podqueue), leaving out the pods whose UIDs skip has (the holders).
 // It reads the line kept from pod events: no listing, no sorting.
-func (lc *lockContext) waitingPods(skip types.UID) iter.Seq[*corev1.Pod] {
+func (lc *lockContext) waitingPods(skip map[types.UID]bool) iter.Seq[*corev1.Pod] {
 	return func(yield func(*corev1.Pod) bool) {
 		lc.line.Ascend(lc.name, func(pod *corev1.Pod) bool {
-			return pod.UID == skip || yield(pod)
+			return skip[pod.UID] || yield(pod)
 		})
 	}
 }

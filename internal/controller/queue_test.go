@@ -45,7 +45,7 @@ func TestWaitingPodsOrder(t *testing.T) {
 
 	tests := map[string]struct {
 		pods []corev1.Pod
-		skip types.UID
+		skip []types.UID
 		want string
 	}{
 		"the oldest pod comes first": {
@@ -58,8 +58,13 @@ func TestWaitingPodsOrder(t *testing.T) {
 		},
 		"the holder is left out": {
 			pods: []corev1.Pod{pod("a", 1), pod("b", 2)},
-			skip: "uid-a",
+			skip: []types.UID{"uid-a"},
 			want: "b",
+		},
+		"every holder of a semaphore is left out": {
+			pods: []corev1.Pod{pod("a", 1), pod("b", 2), pod("c", 3), pod("d", 4)},
+			skip: []types.UID{"uid-a", "uid-c"},
+			want: "b,d",
 		},
 		"finished pods, pods being deleted and pods that lost a hold do not wait": {
 			pods: []corev1.Pod{
@@ -78,8 +83,12 @@ func TestWaitingPodsOrder(t *testing.T) {
 				p.Namespace, p.Labels = "ns", map[string]string{locksv1alpha1.LockLabel: "L"}
 				lc.line.Set(p)
 			}
+			skip := map[types.UID]bool{}
+			for _, uid := range tc.skip {
+				skip[uid] = true
+			}
 			var got []string
-			for p := range lc.waitingPods(tc.skip) {
+			for p := range lc.waitingPods(skip) {
 				got = append(got, p.Name)
 			}
 			if g := strings.Join(got, ","); g != tc.want {

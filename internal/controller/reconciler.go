@@ -19,6 +19,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -182,19 +183,74 @@ func (r *DistributedLockReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 	lc := r.newLockContext(ctx, &lock)
 	defer lc.close()
-	var res result
-	for step := 0; step < maxSteps; step++ {
-		obs := r.observe(ctx, lc)
-		act := decide(obs)
-		logf.FromContext(ctx).V(1).Info("decided", "action", act.String(), "observation", fmt.Sprintf("%+v", obs))
-		res = r.apply(ctx, lc, act)
-		if !act.loops() || lc.stale {
-			break
-		}
+	res := r.reconcileHolders(ctx, lc)
+	if !lc.stale {
+		res = r.reconcileFreePermits(ctx, lc, res)
 	}
+	r.summarizeHolders(lc)
 	r.updateWaiting(lc)
 	r.setReady(lc)
 	return r.finish(ctx, lc, res)
+}
+
+// reconcileHolders looks at each recorded holder in turn: keeps, releases,
+// evicts or reports its hold (decide, then apply, until nothing is left to
+// do for it).
+func (r *DistributedLockReconciler) reconcileHolders(ctx context.Context, lc *lockContext) result {
+	r.recordFromKeeper(lc)
+	var res result
+	for _, uid := range lc.recordedUIDs() {
+		lc.focus = uid
+		for step := 0; step < maxSteps && lc.focus == uid; step++ {
+			act := r.step(ctx, lc)
+			res = res.merge(r.apply(ctx, lc, act))
+			if !act.loops() || lc.stale {
+				break
+			}
+		}
+		if lc.stale {
+			break
+		}
+	}
+	lc.focus = ""
+	return res
+}
+
+// reconcileFreePermits looks, with no holder in focus, at the holds the
+// backend has that status does not record (adopting or releasing our own),
+// and grants the lock to the pods in line while a permit is free. A lock
+// being deleted grants nothing, and lets go only once no holder is left.
+func (r *DistributedLockReconciler) reconcileFreePermits(ctx context.Context, lc *lockContext, res result) result {
+	if len(lc.lock.Status.Holders) > 0 && (!lc.hasFreePermit() || !lc.lock.DeletionTimestamp.IsZero()) {
+		return res
+	}
+	for step := 0; step < maxSteps+lc.limit; step++ {
+		lc.focus = ""
+		granted := lc.grantedNow
+		act := r.step(ctx, lc)
+		res = res.merge(r.apply(ctx, lc, act))
+		lc.focus = ""
+		if lc.stale || res.finalized {
+			break
+		}
+		grantedMore := act == actGrant && lc.grantedNow > granted && lc.hasFreePermit()
+		if !act.loops() && !grantedMore && act != actAdopt {
+			break
+		}
+		if act == actAdopt && !lc.hasFreePermit() {
+			break
+		}
+	}
+	return res
+}
+
+// step observes and decides once.
+func (r *DistributedLockReconciler) step(ctx context.Context, lc *lockContext) action {
+	obs := r.observe(ctx, lc)
+	act := decide(obs)
+	logf.FromContext(ctx).V(1).Info("decided", "action", act.String(), "holder", string(lc.focus),
+		"observation", fmt.Sprintf("%+v", obs))
+	return act
 }
 
 // result is what applying an action asks of the rest of the reconcile.
@@ -207,15 +263,28 @@ type result struct {
 	err error
 }
 
+// merge combines the results of two steps of one reconcile: the sooner
+// requeue, the first error.
+func (res result) merge(next result) result {
+	if next.requeueAfter > 0 && (res.requeueAfter == 0 || next.requeueAfter < res.requeueAfter) {
+		res.requeueAfter = next.requeueAfter
+	}
+	res.finalized = res.finalized || next.finalized
+	if res.err == nil {
+		res.err = next.err
+	}
+	return res
+}
+
 // finish writes status, removes the annotations that were acted on, and
 // turns the result into the controller's.
 func (r *DistributedLockReconciler) finish(ctx context.Context, lc *lockContext, res result) (ctrl.Result, error) {
 	if res.finalized || lc.stale || !r.leading() {
 		return ctrl.Result{}, res.err
 	}
-	rec := lc.recorded()
+	held := slices.ContainsFunc(lc.lock.Status.Holders, func(h locksv1alpha1.LockHolder) bool { return !h.Lost })
 	metrics.SetLock(lc.name, metrics.LockState{Backend: lc.lock.Spec.Backend.Name(),
-		Held: rec != nil && !rec.Lost, Waiting: int(lc.lock.Status.WaitingCount)})
+		Held: held, Waiting: int(lc.lock.Status.WaitingCount)})
 	heldBack, err := r.patchStatus(ctx, lc)
 	if err != nil {
 		return ctrl.Result{}, err
