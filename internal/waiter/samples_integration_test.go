@@ -42,7 +42,11 @@ func TestSampleJobsAreGatedByTheWaiter(t *testing.T) {
 	samples := filepath.Join("..", "..", "config", "samples")
 	sa := readObjects[*corev1.ServiceAccount](t, samples, "waiter_service_account.yaml")[0]
 
-	for _, backend := range []string{"redis", "zookeeper"} {
+	for _, sample := range []struct {
+		backend string
+		pods    int32
+	}{{"redis", 3}, {"zookeeper", 3}, {"semaphore", 6}} {
+		backend := sample.backend
 		t.Run("the "+backend+" Job waits for the "+backend+" sample lock", func(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -54,8 +58,8 @@ func TestSampleJobsAreGatedByTheWaiter(t *testing.T) {
 			if got := job.Spec.Template.Labels[locksv1alpha1.LockLabel]; got != lock.Name {
 				t.Errorf("pod label %s=%q, want the sample lock %q", locksv1alpha1.LockLabel, got, lock.Name)
 			}
-			if p, c := job.Spec.Parallelism, job.Spec.Completions; p == nil || *p != 3 || c == nil || *c != 3 {
-				t.Errorf("parallelism %v, completions %v: want 3 and 3", p, c)
+			if p, c := job.Spec.Parallelism, job.Spec.Completions; p == nil || *p != sample.pods || c == nil || *c != sample.pods {
+				t.Errorf("parallelism %v, completions %v: want %d and %d", p, c, sample.pods, sample.pods)
 			}
 			if pod.ServiceAccountName != sa.Name {
 				t.Errorf("serviceAccountName %q, want %q (waiter_service_account.yaml)", pod.ServiceAccountName, sa.Name)

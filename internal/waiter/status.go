@@ -18,6 +18,7 @@ package waiter
 
 import (
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -58,6 +59,8 @@ func judge(lock *locksv1alpha1.DistributedLock, uid types.UID) verdict {
 	v.backend = backendName(lock)
 	v.position = position(lock.Status, uid)
 	switch {
+	case lock.Spec.Holders() > 1:
+		v.heldBy = permits(lock)
 	case len(lock.Status.Holders) == 0:
 		v.heldBy = "not held by any pod"
 	case lock.Status.Holders[0].Lost:
@@ -66,6 +69,25 @@ func judge(lock *locksv1alpha1.DistributedLock, uid types.UID) verdict {
 		v.heldBy = "held by pod " + lock.Status.Holders[0].Pod
 	}
 	return v
+}
+
+// permits describes a semaphore's holders and free permits, e.g. "2 of 3
+// permits held (pods a, b), 1 free".
+func permits(lock *locksv1alpha1.DistributedLock) string {
+	limit, holders := lock.Spec.Holders(), lock.Status.Holders
+	if len(holders) == 0 {
+		return fmt.Sprintf("0 of %d permits held, %d free", limit, limit)
+	}
+	pods := make([]string, 0, len(holders))
+	for _, h := range holders {
+		if h.Lost {
+			pods = append(pods, h.Pod+" (hold lost)")
+		} else {
+			pods = append(pods, h.Pod)
+		}
+	}
+	return fmt.Sprintf("%d of %d permits held (pods %s), %d free", len(holders), limit, strings.Join(pods, ", "),
+		max(limit-len(holders), 0))
 }
 
 // position says where the pod with uid stands in status.waiting, which lists

@@ -42,9 +42,17 @@ func TestJudge(t *testing.T) {
 	redis := locksv1alpha1.BackendSpec{Redis: &locksv1alpha1.RedisBackend{Address: "r:6379"}}
 	zookeeper := locksv1alpha1.BackendSpec{ZooKeeper: &locksv1alpha1.ZooKeeperBackend{Servers: []string{"z:2181"}}}
 
+	two := func(pods ...string) []locksv1alpha1.LockHolder {
+		var h []locksv1alpha1.LockHolder
+		for _, p := range pods {
+			h = append(h, heldBy(p, false)...)
+		}
+		return h
+	}
 	tests := map[string]struct {
-		spec   locksv1alpha1.BackendSpec
-		status locksv1alpha1.DistributedLockStatus
+		spec       locksv1alpha1.BackendSpec
+		maxHolders int32
+		status     locksv1alpha1.DistributedLockStatus
 		// want is the waiting line's tail, or "granted"/"lost" for this
 		// pod's holder entry.
 		want string
@@ -95,6 +103,31 @@ func TestJudge(t *testing.T) {
 			status: locksv1alpha1.DistributedLockStatus{Backend: "redis", Holders: []locksv1alpha1.LockHolder{{Pod: "me", PodUID: self, Lost: true}}},
 			want:   "lost",
 		},
+		"a semaphore shows its holders and free permits": {
+			spec:       redis,
+			maxHolders: 3,
+			status:     locksv1alpha1.DistributedLockStatus{Backend: "redis", Holders: two("a", "b"), Waiting: []locksv1alpha1.WaitingPod{meWaiting}, WaitingCount: 1},
+			want:       "redis: position 1 of 1, 2 of 3 permits held (pods a, b), 1 free",
+		},
+		"a full semaphore": {
+			spec:       zookeeper,
+			maxHolders: 2,
+			status:     locksv1alpha1.DistributedLockStatus{Backend: "zookeeper", Holders: two("a", "b"), Waiting: []locksv1alpha1.WaitingPod{meWaiting}, WaitingCount: 1},
+			want:       "zookeeper: position 1 of 1, 2 of 2 permits held (pods a, b), 0 free",
+		},
+		"a semaphore whose maxHolders was lowered below its holders has none free": {
+			spec:       redis,
+			maxHolders: 2,
+			status: locksv1alpha1.DistributedLockStatus{Backend: "redis", Holders: append(two("a", "b"), heldBy("c", true)...),
+				Waiting: []locksv1alpha1.WaitingPod{meWaiting}, WaitingCount: 1},
+			want: "redis: position 1 of 1, 3 of 2 permits held (pods a, b, c (hold lost)), 0 free",
+		},
+		"an empty semaphore": {
+			spec:       redis,
+			maxHolders: 4,
+			status:     locksv1alpha1.DistributedLockStatus{Backend: "redis"},
+			want:       "redis: not in the queue yet (0 waiting), 0 of 4 permits held, 4 free",
+		},
 		"a holder with this pod's name but another UID is another pod": {
 			spec:   redis,
 			status: locksv1alpha1.DistributedLockStatus{Backend: "redis", Holders: []locksv1alpha1.LockHolder{{Pod: "me", PodUID: "uid-old"}}},
@@ -103,7 +136,8 @@ func TestJudge(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			lock := &locksv1alpha1.DistributedLock{Spec: locksv1alpha1.DistributedLockSpec{Backend: tc.spec}, Status: tc.status}
+			lock := &locksv1alpha1.DistributedLock{Spec: locksv1alpha1.DistributedLockSpec{Backend: tc.spec, MaxHolders: tc.maxHolders},
+				Status: tc.status}
 			v := judge(lock, self)
 			var got string
 			switch {
