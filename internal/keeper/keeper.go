@@ -177,6 +177,8 @@ type Keeper struct {
 
 	mu    sync.Mutex
 	holds map[Key]*kept
+	// byLock indexes holds by lock, so that Holds costs what the lock has.
+	byLock map[types.NamespacedName]map[types.UID]*kept
 }
 
 // New returns a Keeper.
@@ -190,7 +192,30 @@ func New(opts Options) *Keeper {
 	if opts.Notify == nil {
 		opts.Notify = func(types.NamespacedName) {}
 	}
-	return &Keeper{opts: opts, batchers: &batchers{timeout: opts.CallTimeout}, holds: map[Key]*kept{}}
+	return &Keeper{opts: opts, batchers: &batchers{timeout: opts.CallTimeout}, holds: map[Key]*kept{},
+		byLock: map[types.NamespacedName]map[types.UID]*kept{}}
+}
+
+// putLocked records kh under key (k.mu held).
+func (k *Keeper) putLocked(key Key, kh *kept) {
+	k.holds[key] = kh
+	if k.byLock[key.Lock] == nil {
+		k.byLock[key.Lock] = map[types.UID]*kept{}
+	}
+	k.byLock[key.Lock][key.Pod] = kh
+}
+
+// takeLocked removes and returns the hold under key, or nil (k.mu held).
+func (k *Keeper) takeLocked(key Key) *kept {
+	kh := k.holds[key]
+	delete(k.holds, key)
+	if pods := k.byLock[key.Lock]; pods != nil {
+		delete(pods, key.Pod)
+		if len(pods) == 0 {
+			delete(k.byLock, key.Lock)
+		}
+	}
+	return kh
 }
 
 // Keep starts keeping h. A hold already kept for the same lock and pod with
@@ -209,7 +234,7 @@ func (k *Keeper) Keep(h Hold) {
 		return
 	}
 	kh := newKept(h, k.opts, k.batchers)
-	k.holds[h.Key()] = kh
+	k.putLocked(h.Key(), kh)
 	k.mu.Unlock()
 	if old != nil {
 		old.stop()
@@ -232,10 +257,8 @@ func (k *Keeper) Status(key Key) (Status, bool) {
 func (k *Keeper) Holds(lock types.NamespacedName) []Status {
 	k.mu.Lock()
 	var kept []*kept
-	for key, kh := range k.holds {
-		if key.Lock == lock {
-			kept = append(kept, kh)
-		}
+	for _, kh := range k.byLock[lock] {
+		kept = append(kept, kh)
 	}
 	k.mu.Unlock()
 	holds := make([]Status, 0, len(kept))
@@ -250,8 +273,7 @@ func (k *Keeper) Holds(lock types.NamespacedName) []Status {
 // drops it after its TTL unless someone else renews it (a new leader).
 func (k *Keeper) Drop(key Key) {
 	k.mu.Lock()
-	kh := k.holds[key]
-	delete(k.holds, key)
+	kh := k.takeLocked(key)
 	k.mu.Unlock()
 	if kh != nil {
 		kh.stop()
@@ -263,8 +285,7 @@ func (k *Keeper) Drop(key Key) {
 // fails the hold is no longer renewed and expires after its TTL.
 func (k *Keeper) Release(ctx context.Context, key Key) (bool, error) {
 	k.mu.Lock()
-	kh := k.holds[key]
-	delete(k.holds, key)
+	kh := k.takeLocked(key)
 	k.mu.Unlock()
 	if kh == nil {
 		return false, nil
@@ -284,7 +305,7 @@ func (k *Keeper) Release(ctx context.Context, key Key) (bool, error) {
 func (k *Keeper) DropAll() {
 	k.mu.Lock()
 	holds := k.holds
-	k.holds = map[Key]*kept{}
+	k.holds, k.byLock = map[Key]*kept{}, map[types.NamespacedName]map[types.UID]*kept{}
 	k.mu.Unlock()
 	for _, kh := range holds {
 		kh.stop()

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -396,5 +397,49 @@ func TestHoldsOfOneConnectionDueTogetherAreRenewedInOneBatch(t *testing.T) {
 		if st.Phase != keeper.Renewing || !st.RenewedAt.After(start) {
 			t.Fatalf("hold %d: %+v; want renewed", i, st)
 		}
+	}
+}
+
+func TestASemaphoresHoldsAreKeptPerPod(t *testing.T) {
+	srv := testservers.NewRedis(t)
+	l := connect(t, srv)
+	k := keeper.New(keeper.Options{})
+	t.Cleanup(k.DropAll)
+	const ttl = 5 * time.Second
+	other := types.NamespacedName{Namespace: "ns", Name: "other"}
+	var tokens []int64
+	for _, h := range []struct {
+		lock types.NamespacedName
+		pod  string
+	}{{lockName, "b"}, {lockName, "a"}, {other, "c"}} {
+		lease, err := l.Acquire(context.Background(), h.lock.Name, "holder-"+h.pod, ttl, backend.WithLimit(3))
+		if err != nil {
+			t.Fatalf("Acquire: %v", err)
+		}
+		tokens = append(tokens, lease.Token)
+		k.Keep(keeper.Hold{Lock: h.lock, Pod: h.pod, PodUID: types.UID("uid-" + h.pod), Lease: lease, TTL: ttl, Conn: &conn{l: l}})
+	}
+	pods := func(lock types.NamespacedName) []string {
+		var names []string
+		for _, st := range k.Holds(lock) {
+			names = append(names, st.Pod)
+		}
+		return names
+	}
+	if got := pods(lockName); !slices.Equal(got, []string{"b", "a"}) {
+		t.Errorf("Holds(%s) = %v; want b, a (by token %v)", lockName, got, tokens)
+	}
+	if st, ok := k.Status(keeper.Key{Lock: lockName, Pod: "uid-a"}); !ok || st.Lease.Token != tokens[1] {
+		t.Errorf("Status of a = %+v, %v; want token %d", st, ok, tokens[1])
+	}
+	k.Drop(keeper.Key{Lock: lockName, Pod: "uid-b"})
+	if got := pods(lockName); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("Holds after dropping b = %v; want a", got)
+	}
+	if got := pods(other); !slices.Equal(got, []string{"c"}) {
+		t.Errorf("Holds(%s) = %v; want c", other, got)
+	}
+	if k.Len() != 2 {
+		t.Errorf("Len = %d; want 2", k.Len())
 	}
 }
