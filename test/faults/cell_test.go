@@ -72,6 +72,9 @@ type cellSpec struct {
 	zkKey string
 	// managerArgs are added to the managers' command lines.
 	managerArgs []string
+	// maxHolders is spec.maxHolders of every lock (a mutex when 0): the
+	// history is checked for more live holders than that.
+	maxHolders int
 }
 
 // cell is one scenario on one backend: a namespace with its own managers,
@@ -201,7 +204,8 @@ func (ce *cell) writeSecret(ctx context.Context, password string) {
 }
 
 func (ce *cell) lockSpec(name string) locksv1alpha1.DistributedLockSpec {
-	spec := locksv1alpha1.DistributedLockSpec{LeaseDuration: &metav1.Duration{Duration: lockLease}}
+	spec := locksv1alpha1.DistributedLockSpec{LeaseDuration: &metav1.Duration{Duration: lockLease},
+		MaxHolders: int32(max(ce.spec.maxHolders, 1))}
 	if ce.spec.maxHold > 0 {
 		spec.MaxHoldDuration = &metav1.Duration{Duration: ce.spec.maxHold}
 	}

@@ -37,6 +37,15 @@ func TestManagerPausedPastTheLease(t *testing.T) {
 	scenario{name: "manager SIGSTOP past the lease, SIGCONT", inject: pauseLeader}.run(t)
 }
 
+func TestSemaphoreManagerKilledMidHandoff(t *testing.T) {
+	scenario{name: "semaphore of 2: manager kill -9 mid-handoff", spec: cellSpec{maxHolders: 2}, inject: killLeader(true)}.run(t)
+}
+
+func TestSemaphoreTwoReplicasLeaderPaused(t *testing.T) {
+	scenario{name: "semaphore of 2, 2 replicas: leader SIGSTOP past the lease", spec: cellSpec{replicas: 2, maxHolders: 2},
+		inject: pauseLeader}.run(t)
+}
+
 func TestTwoReplicasLeaderKilled(t *testing.T) {
 	scenario{name: "2 replicas: leader kill -9", spec: cellSpec{replicas: 2}, inject: killLeader(false)}.run(t)
 }

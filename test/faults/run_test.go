@@ -17,7 +17,9 @@ limitations under the License.
 package faults
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"fmt"
 	"strings"
 	"testing"
@@ -152,7 +154,7 @@ func (ce *cell) finish(t *testing.T, sc scenario, backend string, elapsed time.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	report := history.Check(events, history.Options{})
+	report := history.Check(events, history.Options{Limit: ce.spec.maxHolders})
 	if sc.selfTest {
 		t.Logf("the self-test's history, as the checker sees it: %d overlaps, %d token regressions, %d stuck waiters",
 			len(report.Overlaps), len(report.Regressions), len(report.Stuck))
@@ -164,6 +166,13 @@ func (ce *cell) finish(t *testing.T, sc scenario, backend string, elapsed time.D
 	}
 	if sc.check != nil {
 		sc.check(t, ce, events)
+	}
+	if n := ce.spec.maxHolders; n > 1 {
+		most := mostInside(events)
+		ce.note("at most %d holders inside at once (maxHolders %d)", most, n)
+		if most < n {
+			t.Errorf("never %d holders inside at once: the semaphore of %d was not exercised", n, n)
+		}
 	}
 	r := row{scenario: sc.name, backend: backend, handoffs: count(events, history.Enter), faults: count(events, history.Fault),
 		overlaps: len(report.Overlaps), regressions: len(report.Regressions), stuck: len(report.Stuck),
@@ -179,6 +188,38 @@ func (ce *cell) finish(t *testing.T, sc scenario, backend string, elapsed time.D
 	if !r.allRecovered {
 		t.Errorf("a healed fault was never followed by a grant: %+v", report.Recoveries)
 	}
+}
+
+// mostInside is the largest number of holders inside one lock's critical
+// section at once (an exit at the same instant as an enter counts first).
+// The checker reports more than the limit as overlaps; this shows that a
+// semaphore's limit was reached.
+func mostInside(events []history.Event) int {
+	sections := slices.DeleteFunc(slices.Clone(events), func(e history.Event) bool {
+		return e.Kind != history.Enter && e.Kind != history.Exit
+	})
+	exitsFirst := func(e history.Event) int {
+		if e.Kind == history.Exit {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(sections, func(a, b history.Event) int {
+		return cmp.Or(a.At.Compare(b.At), cmp.Compare(exitsFirst(a), exitsFirst(b)))
+	})
+	inside, most := map[string]map[string]bool{}, 0
+	for _, e := range sections {
+		if inside[e.Lock] == nil {
+			inside[e.Lock] = map[string]bool{}
+		}
+		if e.Kind == history.Exit {
+			delete(inside[e.Lock], e.Holder)
+			continue
+		}
+		inside[e.Lock][e.Holder] = true
+		most = max(most, len(inside[e.Lock]))
+	}
+	return most
 }
 
 func count(events []history.Event, kind history.Kind) int {
