@@ -101,6 +101,94 @@ func TestJobsGatedByALockTakeTurns(t *testing.T) {
 	for _, bc := range cases {
 		t.Run(bc.name, func(t *testing.T) { s.jobsTakeTurns(ctx, t, bc) })
 	}
+	for _, bc := range cases {
+		t.Run("semaphore of 2 on "+bc.name, func(t *testing.T) { s.jobThroughASemaphore(ctx, t, bc) })
+	}
+}
+
+// jobThroughASemaphore runs a Job of 6 pods through a semaphore of 2: the
+// workers' own record must show at most 2 at work at once, 2 at once at
+// some point, a token of its own for each, and every pod done.
+func (s *suite) jobThroughASemaphore(ctx context.Context, t *testing.T, bc backendCase) {
+	ns := "e2e-semaphore-" + bc.name
+	if err := framework.PrepareNamespace(ctx, s.c, ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	})
+	s.mustCreate(ctx, t, &locksv1alpha1.DistributedLock{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "export"},
+		Spec: locksv1alpha1.DistributedLockSpec{
+			Backend:       bc.spec(),
+			LeaseDuration: &metav1.Duration{Duration: 10 * time.Second},
+			MaxHolders:    2,
+		},
+	})
+	recordDir := filepath.Join(s.RecordDir, "semaphore-"+bc.name)
+	if err := os.MkdirAll(recordDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Remove(filepath.Join(recordDir, "record.log"))
+	const pods = 6
+	s.mustCreate(ctx, t, s.GatedJob(ns, "export", "export", recordDir, pods, pods, 4*time.Second))
+
+	lock := s.waitLock(ctx, t, ns, "export", "2/2 with pods waiting", func(l *locksv1alpha1.DistributedLock) bool {
+		return l.Status.Holding == "2/2" && l.Status.WaitingCount >= 1
+	})
+	s.waitRecord(ctx, t, recordDir, "start", lock.Status.Holders[1].Pod)
+	t.Logf("kubectl get distributedlocks -n %s -o wide:\n%s", ns, s.run(t, s.Kubectl, "get", "distributedlocks", "-n", ns, "-o", "wide"))
+	waiter := lock.Status.Waiting[0].Pod
+	t.Logf("kubectl logs %s -c wait-for-lock:\n%s", waiter, s.run(t, s.Kubectl, "logs", "-n", ns, waiter, "-c", "wait-for-lock"))
+
+	s.waitJobComplete(ctx, t, ns, "export")
+	s.waitLock(ctx, t, ns, "export", "free after the Job completed", func(l *locksv1alpha1.DistributedLock) bool {
+		return len(l.Status.Holders) == 0 && l.Status.WaitingCount == 0 && l.Status.Holding == "0/2"
+	})
+	sections := readRecord(t, filepath.Join(recordDir, "record.log"))
+	if len(sections) != pods {
+		t.Errorf("%d critical sections recorded; want %d (one per pod)", len(sections), pods)
+	}
+	most := mostAtOnce(sections)
+	if most > 2 {
+		t.Errorf("%d pods worked at once through a semaphore of 2", most)
+	}
+	if most < 2 {
+		t.Errorf("never 2 pods at work at once: the semaphore let them through one at a time")
+	}
+	seen := map[int64]string{}
+	for _, sec := range sections {
+		if other, dup := seen[sec.token]; dup {
+			t.Errorf("pods %s and %s share fencing token %d", other, sec.pod, sec.token)
+		}
+		seen[sec.token] = sec.pod
+	}
+	t.Logf("%d critical sections, at most %d at once; fencing tokens: %v", len(sections), most, tokens(sections))
+}
+
+// mostAtOnce is the largest number of critical sections open at one time
+// (an end at the same instant as a start counts first).
+func mostAtOnce(sections []section) int {
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	var edges []edge
+	for _, s := range sections {
+		edges = append(edges, edge{s.start, 1}, edge{s.end, -1})
+	}
+	sort.Slice(edges, func(i, j int) bool {
+		if !edges[i].at.Equal(edges[j].at) {
+			return edges[i].at.Before(edges[j].at)
+		}
+		return edges[i].delta < edges[j].delta
+	})
+	open, most := 0, 0
+	for _, e := range edges {
+		open += e.delta
+		most = max(most, open)
+	}
+	return most
 }
 
 func (s *suite) jobsTakeTurns(ctx context.Context, t *testing.T, bc backendCase) {
