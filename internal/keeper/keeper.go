@@ -256,7 +256,7 @@ func (k *Keeper) Status(key Key) (Status, bool) {
 // Holds reports every hold kept for lock, oldest fencing token first.
 func (k *Keeper) Holds(lock types.NamespacedName) []Status {
 	k.mu.Lock()
-	var kept []*kept
+	kept := make([]*kept, 0, len(k.byLock[lock]))
 	for _, kh := range k.byLock[lock] {
 		kept = append(kept, kh)
 	}

@@ -19,8 +19,8 @@ package faults
 import (
 	"cmp"
 	"context"
-	"slices"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
