@@ -256,13 +256,13 @@ func (k *Keeper) Status(key Key) (Status, bool) {
 // Holds reports every hold kept for lock, oldest fencing token first.
 func (k *Keeper) Holds(lock types.NamespacedName) []Status {
 	k.mu.Lock()
-	kept := make([]*kept, 0, len(k.byLock[lock]))
+	of := make([]*kept, 0, len(k.byLock[lock]))
 	for _, kh := range k.byLock[lock] {
-		kept = append(kept, kh)
+		of = append(of, kh)
 	}
 	k.mu.Unlock()
-	holds := make([]Status, 0, len(kept))
-	for _, kh := range kept {
+	holds := make([]Status, 0, len(of))
+	for _, kh := range of {
 		holds = append(holds, kh.status())
 	}
 	slices.SortFunc(holds, func(a, b Status) int { return cmp.Compare(a.Lease.Token, b.Lease.Token) })
