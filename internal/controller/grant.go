@@ -43,7 +43,7 @@ func (r *DistributedLockReconciler) grant(ctx context.Context, lc *lockContext) 
 	head := r.nextInLine(lc)
 	if head == nil {
 		r.queued.leave(ctx, lc, "")
-		if lc.inBackend.Held {
+		if lc.inBackend.Held && len(lc.lock.Status.Holders)+lc.foreign >= lc.limit {
 			return r.heldElsewhere(ctx, lc, "")
 		}
 		return r.free(ctx, lc)
@@ -161,10 +161,16 @@ func (r *DistributedLockReconciler) backendError(lc *lockContext, err error) res
 // free records that nobody holds the lock and nobody may be granted it.
 func (r *DistributedLockReconciler) free(ctx context.Context, lc *lockContext) result {
 	r.queued.leave(ctx, lc, "")
-	msg := "Nobody holds the lock and no pod waits for it"
+	nobody := "Nobody holds the lock"
+	if lc.foreign > 0 {
+		// A semaphore with permits left beside outside holders.
+		nobody = fmt.Sprintf("No pod holds the lock; %d of its %d permits are held outside this controller (%s)",
+			lc.foreign, lc.limit, describeHolder(lc.inBackend))
+	}
+	msg := nobody + " and no pod waits for it"
 	for first := range lc.waitingPods(lc.holderUIDs()) {
-		msg = fmt.Sprintf("Nobody holds the lock; %d pod(s) ask for it but none can use it yet (%s)",
-			lc.line.Len(lc.name), notReadyReason(lc.lock, first, revokedUIDs(lc.lock)))
+		msg = fmt.Sprintf("%s; %d pod(s) ask for it but none can use it yet (%s)",
+			nobody, lc.line.Len(lc.name), notReadyReason(lc.lock, first, revokedUIDs(lc.lock)))
 		break
 	}
 	r.setCondition(lc.lock, locksv1alpha1.ConditionHeld, metav1.ConditionFalse, locksv1alpha1.ReasonFree, msg)

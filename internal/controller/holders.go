@@ -164,7 +164,10 @@ func (r *DistributedLockReconciler) summarizeHolders(lc *lockContext) {
 		live = append(live, h.Pod)
 		tokens = append(tokens, strconv.FormatInt(h.FencingToken, 10))
 	}
-	permits := fmt.Sprintf("%d of %d permits taken", len(holders), lc.limit)
+	permits := fmt.Sprintf("%d of %d permits taken", len(holders)+lc.foreign, lc.limit)
+	if lc.foreign > 0 {
+		permits += fmt.Sprintf(", %d of them outside this controller", lc.foreign)
+	}
 	switch {
 	case len(lost) > 0:
 		r.setCondition(lock, locksv1alpha1.ConditionHeld, metav1.ConditionFalse, locksv1alpha1.ReasonLost,

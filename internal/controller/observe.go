@@ -67,6 +67,9 @@ type lockContext struct {
 	// semaphoreInBackend: the backend's holds, as last inspected, are a
 	// semaphore's.
 	semaphoreInBackend bool
+	// foreign counts the holds of others (outside programs, other clusters)
+	// the backend showed when last inspected.
+	foreign int
 	// unsure and unsureReason: holders whose holds cannot be confirmed, and
 	// why (see summarizeHolders).
 	unsure       []string
@@ -253,7 +256,7 @@ func (r *DistributedLockReconciler) observeBackend(ctx context.Context, lc *lock
 		lc.inspectErr = fmt.Errorf("inspecting %q: %w", lc.key, err)
 		return backendUnavailable
 	}
-	lc.inBackend, lc.semaphoreInBackend = state, state.Holds != nil
+	lc.inBackend, lc.semaphoreInBackend, lc.foreign = state, state.Holds != nil, 0
 	recorded := map[string]bool{}
 	for _, h := range lc.lock.Status.Holders {
 		recorded[h.Identity] = true
@@ -269,8 +272,11 @@ func (r *DistributedLockReconciler) observeBackend(ctx context.Context, lc *lock
 			foreign = append(foreign, h)
 		}
 	}
-	if len(foreign) > 0 && len(lc.lock.Status.Holders)+len(foreign) >= lc.limit {
+	lc.foreign = len(foreign)
+	if len(foreign) > 0 {
 		lc.inBackend = stateOfHold(foreign[0])
+	}
+	if len(foreign) > 0 && len(lc.lock.Status.Holders)+len(foreign) >= lc.limit {
 		return backendForeign
 	}
 	return backendFree

@@ -18,17 +18,23 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	locksv1alpha1 "github.com/distlock/distlock/api/v1alpha1"
+	redisbackend "github.com/distlock/distlock/internal/backend/redis"
 )
 
 // withMaxHolders makes a lock a semaphore of n.
@@ -310,4 +316,63 @@ func TestPriorityOrderGrantsTheHighestPriorityFirstAndEqualsInArrivalOrder(t *te
 	})
 	setPhase(ctx, t, a, corev1.PodSucceeded)
 	waitLock(ctx, t, ns, "db", "granted to low", holdersAre("low"))
+}
+
+func TestPodsAndAnOutsideProgramShareARedisSemaphore(t *testing.T) {
+	ctx := testContext(t)
+	bc := backendCases()[0]
+	ns := newTestNamespace(ctx, t)
+	startController(t, ns)
+	newLock(ctx, t, ns, "db", bc, withMaxHolders(2))
+	key := waitLock(ctx, t, ns, "db", "free", heldReason(locksv1alpha1.ReasonFree)).Status.Key
+
+	// A program outside Kubernetes takes one of the two permits with the
+	// documented recipe.
+	c := newRedisClient(t, redisServer.Addr)
+	member, err := c.Eval(ctx, redisbackend.OutsideSemaphoreAcquire, []string{key, key + ":fencing"}, "batch-host-7", 60000, 2).Text()
+	if err != nil {
+		t.Fatalf("the outside program's acquire: %v", err)
+	}
+	pods := newPodsInOrder(ctx, t, ns, "db", "first", "second")
+	lock := waitLock(ctx, t, ns, "db", "first holds the permit left, second waits", func(l *locksv1alpha1.DistributedLock) bool {
+		return holdersAre("first")(l) && l.Status.WaitingCount == 1
+	})
+	held := meta.FindStatusCondition(lock.Status.Conditions, locksv1alpha1.ConditionHeld)
+	if want := "2 of 2 permits taken, 1 of them outside this controller"; held == nil || !strings.Contains(held.Message, want) {
+		t.Errorf("Held condition %+v; want a message with %q", held, want)
+	}
+	if tok := tokensOf(lock)["first"]; tok <= tokenOf(member) {
+		t.Errorf("first's token %d is not above the outside program's %d", tok, tokenOf(member))
+	}
+	if n := bc.holds(t, key); n != 2 {
+		t.Errorf("the backend has %d holds; want 2", n)
+	}
+
+	// The outside program releases: the waiting pod gets its permit (Redis
+	// sends no event: the controller polls).
+	if err := c.Eval(ctx, redisbackend.OutsideSemaphoreRelease, []string{key}, member).Err(); err != nil {
+		t.Fatalf("the outside program's release: %v", err)
+	}
+	waitLock(ctx, t, ns, "db", "both pods hold", holdersAre("first", "second"))
+
+	// Now the pods hold both permits: the outside program gets none.
+	if _, err := c.Eval(ctx, redisbackend.OutsideSemaphoreAcquire, []string{key, key + ":fencing"}, "batch-host-7", 60000, 2).Text(); !errors.Is(err, goredis.Nil) {
+		t.Errorf("the outside program took a permit while two pods held the semaphore of 2 (err %v)", err)
+	}
+	setPhase(ctx, t, pods[0], corev1.PodSucceeded)
+	setPhase(ctx, t, pods[1], corev1.PodSucceeded)
+	waitLock(ctx, t, ns, "db", "free", func(l *locksv1alpha1.DistributedLock) bool {
+		return len(l.Status.Holders) == 0 && heldReason(locksv1alpha1.ReasonFree)(l)
+	})
+}
+
+// tokenOf reads the fencing token of a Redis semaphore member
+// "<id>;fence=<token>".
+func tokenOf(member string) int64 {
+	i := strings.LastIndex(member, ";fence=")
+	if i < 0 {
+		return 0
+	}
+	token, _ := strconv.ParseInt(member[i+len(";fence="):], 10, 64)
+	return token
 }
