@@ -103,10 +103,9 @@ type observation struct {
 	// backendPod: the state of the pod of an unrecorded hold of ours.
 	backendPod podState
 
-	// waiterReady: a pod is first in line and may be granted the lock.
+	// waiterReady: a pod is first in line and may be granted the lock
+	// (observed only when no holder is in focus: grants are decided then).
 	waiterReady bool
-	// revokedRunning: a pod whose hold was taken away may still run.
-	revokedRunning bool
 }
 
 // action is one step the executor takes.

@@ -43,7 +43,7 @@ func (r *DistributedLockReconciler) grant(ctx context.Context, lc *lockContext) 
 	head := r.nextInLine(lc)
 	if head == nil {
 		r.queued.leave(ctx, lc, "")
-		if lc.inBackend.Held && len(lc.lock.Status.Holders)+lc.foreign >= lc.limit {
+		if lc.inBackend.Held && lc.takenWithOthers() {
 			return r.heldElsewhere(ctx, lc, "")
 		}
 		return r.free(ctx, lc)
@@ -55,7 +55,7 @@ func (r *DistributedLockReconciler) grant(ctx context.Context, lc *lockContext) 
 	defer cancel()
 	start := time.Now()
 	lease, err := lc.conn.Locker().Acquire(callCtx, lc.key, id, lc.ttl, backend.WithMinToken(floor), backend.WithQueue(),
-		lc.acquireLimit())
+		backend.WithLimit(lc.limit))
 	switch {
 	case err == nil && lease.Token <= floor:
 		// A backend must never do this; refuse rather than hand out a token

@@ -114,10 +114,10 @@ func (lc *lockContext) hasFreePermit() bool {
 	return len(lc.lock.Status.Holders) < lc.limit
 }
 
-// acquireLimit is the backend recipe to acquire with: the mutex for 1, the
-// semaphore for more.
-func (lc *lockContext) acquireLimit() backend.AcquireOption {
-	return backend.WithLimit(lc.limit)
+// takenWithOthers reports whether the recorded holders and the holds of
+// others that the backend last showed take every permit.
+func (lc *lockContext) takenWithOthers() bool {
+	return len(lc.lock.Status.Holders)+lc.foreign >= lc.limit
 }
 
 // holdsOf lists every hold a backend State reports: a semaphore's holds, or

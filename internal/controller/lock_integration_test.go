@@ -598,15 +598,7 @@ func TestGrantsInCreationOrderAndReleasesOnSucceededFailedAndDeletion(t *testing
 		ctx := testContext(t)
 		ns := newTestNamespace(ctx, t)
 		startController(t, ns)
-		// Creation timestamps have a resolution of one second: space the pods
-		// so that creation order, not name order, decides.
-		var pods []*corev1.Pod
-		for i, name := range []string{"d-first", "c-second", "b-third", "a-fourth"} {
-			if i > 0 {
-				time.Sleep(1100 * time.Millisecond) // distinct creation timestamps are the input under test
-			}
-			pods = append(pods, newPod(ctx, t, ns, name, "batch"))
-		}
+		pods := newPodsInOrder(ctx, t, ns, "batch", "d-first", "c-second", "b-third", "a-fourth")
 		// The lock appears after its pods: they wait, then the oldest wins.
 		waitEvent(ctx, t, ns, "Pod", "d-first", locksv1alpha1.ReasonLockNotFound)
 		newLock(ctx, t, ns, "batch", bc)

@@ -163,8 +163,9 @@ func (r *DistributedLockReconciler) observe(ctx context.Context, lc *lockContext
 			o.backendPod = lc.holderPodOK
 		}
 	}
-	o.waiterReady = r.nextInLine(lc) != nil
-	o.revokedRunning = r.revokedMayRun(ctx, lc)
+	if !o.recorded {
+		o.waiterReady = r.nextInLine(lc) != nil
+	}
 	return o
 }
 
@@ -276,7 +277,7 @@ func (r *DistributedLockReconciler) observeBackend(ctx context.Context, lc *lock
 	if len(foreign) > 0 {
 		lc.inBackend = stateOfHold(foreign[0])
 	}
-	if len(foreign) > 0 && len(lc.lock.Status.Holders)+len(foreign) >= lc.limit {
+	if lc.foreign > 0 && lc.takenWithOthers() {
 		return backendForeign
 	}
 	return backendFree
@@ -337,9 +338,9 @@ func stateOf(pod *corev1.Pod) podState {
 	return podRunning
 }
 
-// revokedMayRun reports whether a pod whose hold was taken may still run,
-// and drops the pods that have stopped from status.revoked.
-func (r *DistributedLockReconciler) revokedMayRun(ctx context.Context, lc *lockContext) bool {
+// pruneRevoked drops the pods that have stopped from status.revoked, once
+// per reconcile.
+func (r *DistributedLockReconciler) pruneRevoked(ctx context.Context, lc *lockContext) {
 	kept := lc.lock.Status.Revoked[:0:0]
 	for _, rv := range lc.lock.Status.Revoked {
 		if _, state := r.lookupPod(ctx, lc, rv.Pod, rv.PodUID); state != podEnded {
@@ -349,7 +350,6 @@ func (r *DistributedLockReconciler) revokedMayRun(ctx context.Context, lc *lockC
 	if len(kept) != len(lc.lock.Status.Revoked) {
 		lc.lock.Status.Revoked = kept
 	}
-	return len(kept) > 0
 }
 
 // namespaceTerminating reports whether the namespace is being deleted.

@@ -183,6 +183,7 @@ func (r *DistributedLockReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 	lc := r.newLockContext(ctx, &lock)
 	defer lc.close()
+	r.pruneRevoked(ctx, lc)
 	res := r.reconcileHolders(ctx, lc)
 	if !lc.stale {
 		res = r.reconcileFreePermits(ctx, lc, res)
@@ -222,6 +223,7 @@ func (r *DistributedLockReconciler) reconcileHolders(ctx context.Context, lc *lo
 // being deleted grants nothing, and lets go only once no holder is left.
 func (r *DistributedLockReconciler) reconcileFreePermits(ctx context.Context, lc *lockContext, res result) result {
 	if len(lc.lock.Status.Holders) > 0 && (!lc.hasFreePermit() || !lc.lock.DeletionTimestamp.IsZero()) {
+		r.nextInLine(lc) // no grant now, but a pod in line that holds another lock is told so
 		return res
 	}
 	for step := 0; step < maxSteps+lc.limit; step++ {
@@ -233,11 +235,9 @@ func (r *DistributedLockReconciler) reconcileFreePermits(ctx context.Context, lc
 		if lc.stale || res.finalized {
 			break
 		}
-		grantedMore := act == actGrant && lc.grantedNow > granted && lc.hasFreePermit()
-		if !act.loops() && !grantedMore && act != actAdopt {
-			break
-		}
-		if act == actAdopt && !lc.hasFreePermit() {
+		// After a grant or an adoption, look again while a permit is free.
+		took := act == actAdopt || (act == actGrant && lc.grantedNow > granted)
+		if again := act.loops() || (took && lc.hasFreePermit()); !again {
 			break
 		}
 	}

@@ -82,8 +82,9 @@ func setMaxHolders(ctx context.Context, t *testing.T, ns, name string, n int32) 
 	}
 }
 
-// newPodsInOrder creates running pods one second apart, so that creation
-// order (not name order) decides the line.
+// newPodsInOrder creates running pods one second apart: creation
+// timestamps have a resolution of one second, and creation order (not name
+// order) must decide the line.
 func newPodsInOrder(ctx context.Context, t *testing.T, ns, lockName string, names ...string) []*corev1.Pod {
 	t.Helper()
 	var pods []*corev1.Pod

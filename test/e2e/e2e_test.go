@@ -111,12 +111,7 @@ func TestJobsGatedByALockTakeTurns(t *testing.T) {
 // some point, a token of its own for each, and every pod done.
 func (s *suite) jobThroughASemaphore(ctx context.Context, t *testing.T, bc backendCase) {
 	ns := "e2e-semaphore-" + bc.name
-	if err := framework.PrepareNamespace(ctx, s.c, ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	})
+	s.namespace(ctx, t, ns)
 	s.mustCreate(ctx, t, &locksv1alpha1.DistributedLock{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "export"},
 		Spec: locksv1alpha1.DistributedLockSpec{
@@ -125,11 +120,7 @@ func (s *suite) jobThroughASemaphore(ctx context.Context, t *testing.T, bc backe
 			MaxHolders:    2,
 		},
 	})
-	recordDir := filepath.Join(s.RecordDir, "semaphore-"+bc.name)
-	if err := os.MkdirAll(recordDir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Remove(filepath.Join(recordDir, "record.log"))
+	recordDir := s.recordDir(t, "semaphore-"+bc.name)
 	const pods = 6
 	s.mustCreate(ctx, t, s.GatedJob(ns, "export", "export", recordDir, pods, pods, 4*time.Second))
 
@@ -193,12 +184,7 @@ func mostAtOnce(sections []section) int {
 
 func (s *suite) jobsTakeTurns(ctx context.Context, t *testing.T, bc backendCase) {
 	ns := "e2e-" + bc.name
-	if err := framework.PrepareNamespace(ctx, s.c, ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	})
+	s.namespace(ctx, t, ns)
 	s.mustCreate(ctx, t, &locksv1alpha1.DistributedLock{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "report"},
 		Spec: locksv1alpha1.DistributedLockSpec{
@@ -206,11 +192,7 @@ func (s *suite) jobsTakeTurns(ctx context.Context, t *testing.T, bc backendCase)
 			LeaseDuration: &metav1.Duration{Duration: 10 * time.Second},
 		},
 	})
-	recordDir := filepath.Join(s.RecordDir, bc.name)
-	if err := os.MkdirAll(recordDir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Remove(filepath.Join(recordDir, "record.log"))
+	recordDir := s.recordDir(t, bc.name)
 
 	jobs := map[string]int32{"nightly": 4, "adhoc": 2}
 	for name, completions := range jobs {
@@ -258,6 +240,30 @@ func (s *suite) jobsTakeTurns(ctx context.Context, t *testing.T, bc backendCase)
 		t.Errorf("%d critical sections recorded; want at least %d (one per completion)", len(sections), total)
 	}
 	t.Logf("%d critical sections, none overlapping; fencing tokens in order: %v", len(sections), tokens(sections))
+}
+
+// namespace makes ns ready for the test's pods and deletes it when the test
+// ends.
+func (s *suite) namespace(ctx context.Context, t *testing.T, ns string) {
+	t.Helper()
+	if err := framework.PrepareNamespace(ctx, s.c, ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	})
+}
+
+// recordDir returns an empty directory, name under the suite's record
+// directory, for the workers' record of their critical sections.
+func (s *suite) recordDir(t *testing.T, name string) string {
+	t.Helper()
+	dir := filepath.Join(s.RecordDir, name)
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Remove(filepath.Join(dir, "record.log"))
+	return dir
 }
 
 func (s *suite) mustCreate(ctx context.Context, t *testing.T, obj client.Object) {
